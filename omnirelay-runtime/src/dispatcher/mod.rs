@@ -1,0 +1,279 @@
+//! The [`Dispatcher`]: one service's procedures, served by inbounds, plus the outbounds its
+//! clients call other services through.
+//!
+//! ```no_run
+//! # async fn run() -> omnirelay::Result<()> {
+//! use omnirelay::{Dispatcher, transport::grpc::{GrpcInbound, GrpcOutbound}};
+//!
+//! let dispatcher = Dispatcher::builder("echo")
+//!     .inbound(GrpcInbound::new("127.0.0.1:0".parse().unwrap()))
+//!     .outbound("payments", GrpcOutbound::new("http://127.0.0.1:50051")?)
+//!     .build()?;
+//! dispatcher.start().await?;
+//! let payments = dispatcher.client_config("payments")?;
+//! # let _ = payments;
+//! dispatcher.stop().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Lifecycle: `build` checks the registrations (a name claimed twice is an error naming both
+//! procedures); `start` binds every inbound; `stop` stops accepting, lets in-flight calls finish
+//! (each inbound drains up to its drain timeout) and returns when every inbound is closed.
+
+mod client;
+mod transport;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+pub use client::{CallOptions, Client, ClientConfig};
+pub use transport::{Inbound, Outbound};
+
+use crate::error::{Error, Result};
+use crate::meta::Transport;
+use crate::procedure::{IntoProcedures, ProcedureSpec, Registry};
+
+/// What an inbound needs from its dispatcher: the service name and the procedures.
+#[derive(Debug)]
+pub struct InboundContext {
+    service: String,
+    registry: Registry,
+}
+
+impl InboundContext {
+    /// A context for `service` serving `registry`; dispatchers build this, tests may too.
+    pub fn new(service: impl Into<String>, registry: Registry) -> Self {
+        InboundContext {
+            service: service.into(),
+            registry,
+        }
+    }
+
+    /// The dispatcher's service name.
+    pub fn service(&self) -> &str {
+        &self.service
+    }
+
+    /// The procedures.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+}
+
+/// Where a dispatcher is in its lifecycle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Built, not started.
+    Idle,
+    /// Serving.
+    Running,
+    /// Stopping: in-flight calls are finishing, new ones are refused.
+    Draining,
+    /// Stopped; a stopped dispatcher cannot start again.
+    Stopped,
+}
+
+impl Status {
+    /// The status's lower-case name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Status::Idle => "idle",
+            Status::Running => "running",
+            Status::Draining => "draining",
+            Status::Stopped => "stopped",
+        }
+    }
+}
+
+/// Builds a [`Dispatcher`].
+#[must_use]
+pub struct DispatcherBuilder {
+    service: String,
+    inbounds: Vec<Arc<dyn Inbound>>,
+    outbounds: Vec<(String, Arc<dyn Outbound>)>,
+    procedures: Vec<ProcedureSpec>,
+}
+
+impl DispatcherBuilder {
+    /// Adds an inbound.
+    pub fn inbound(mut self, inbound: impl Inbound) -> Self {
+        self.inbounds.push(Arc::new(inbound));
+        self
+    }
+
+    /// Adds the outbound that calls to `service` go through. A later outbound for the same
+    /// service replaces the earlier one.
+    pub fn outbound(mut self, service: impl Into<String>, outbound: impl Outbound) -> Self {
+        self.outbounds.push((service.into(), Arc::new(outbound)));
+        self
+    }
+
+    /// Registers procedures: a [`ProcedureSpec`], a `Vec` of them, or a generated
+    /// `...Procedures` value.
+    pub fn register(mut self, procedures: impl IntoProcedures) -> Self {
+        self.procedures.extend(procedures.into_procedures());
+        self
+    }
+
+    /// Checks the registrations and builds the dispatcher.
+    ///
+    /// # Errors
+    /// `invalid-argument` when two procedures claim one name, naming both, or when the
+    /// service name is empty.
+    pub fn build(self) -> Result<Dispatcher> {
+        if self.service.is_empty() {
+            return Err(Error::invalid_argument("a dispatcher needs a service name"));
+        }
+        let mut registry = Registry::new();
+        for spec in self.procedures {
+            registry
+                .register(spec)
+                .map_err(|e| Error::invalid_argument(e.to_string()))?;
+        }
+        Ok(Dispatcher {
+            context: Arc::new(InboundContext::new(self.service, registry)),
+            inbounds: self.inbounds,
+            outbounds: self.outbounds.into_iter().collect(),
+            state: Mutex::new(State {
+                status: Status::Idle,
+                addrs: Vec::new(),
+            }),
+        })
+    }
+}
+
+struct State {
+    status: Status,
+    addrs: Vec<(Transport, SocketAddr)>,
+}
+
+/// One service's procedures and its connections to other services.
+pub struct Dispatcher {
+    context: Arc<InboundContext>,
+    inbounds: Vec<Arc<dyn Inbound>>,
+    outbounds: HashMap<String, Arc<dyn Outbound>>,
+    state: Mutex<State>,
+}
+
+impl Dispatcher {
+    /// Starts building a dispatcher for `service`.
+    pub fn builder(service: impl Into<String>) -> DispatcherBuilder {
+        DispatcherBuilder {
+            service: service.into(),
+            inbounds: Vec::new(),
+            outbounds: Vec::new(),
+            procedures: Vec::new(),
+        }
+    }
+
+    /// The service name.
+    pub fn service(&self) -> &str {
+        self.context.service()
+    }
+
+    /// The registered procedures.
+    pub fn registry(&self) -> &Registry {
+        self.context.registry()
+    }
+
+    /// The lifecycle status.
+    pub fn status(&self) -> Status {
+        self.lock().status
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // The state holds no invariant a panic elsewhere could break.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts every inbound. If one fails to start, those already started are stopped again.
+    ///
+    /// # Errors
+    /// `failed-precondition` unless the dispatcher is idle; the inbound's error if one fails.
+    pub async fn start(&self) -> Result<()> {
+        {
+            let mut state = self.lock();
+            if state.status != Status::Idle {
+                return Err(Error::failed_precondition(format!(
+                    "dispatcher {:?} cannot start: it is {}",
+                    self.service(),
+                    state.status.as_str()
+                )));
+            }
+            state.status = Status::Running;
+        }
+        let mut addrs = Vec::with_capacity(self.inbounds.len());
+        for (i, inbound) in self.inbounds.iter().enumerate() {
+            match inbound.start(self.context.clone()).await {
+                Ok(addr) => addrs.push((inbound.transport(), addr)),
+                Err(err) => {
+                    for started in &self.inbounds[..i] {
+                        let _ = started.stop().await;
+                    }
+                    self.lock().status = Status::Stopped;
+                    return Err(err);
+                }
+            }
+        }
+        self.lock().addrs = addrs;
+        Ok(())
+    }
+
+    /// The addresses the inbounds are bound to, once started.
+    pub fn inbound_addrs(&self) -> Vec<(Transport, SocketAddr)> {
+        self.lock().addrs.clone()
+    }
+
+    /// The address of the first inbound of `transport`, once started.
+    pub fn addr(&self, transport: Transport) -> Option<SocketAddr> {
+        self.lock()
+            .addrs
+            .iter()
+            .find(|(t, _)| *t == transport)
+            .map(|(_, a)| *a)
+    }
+
+    /// Stops the dispatcher: every inbound stops accepting, in-flight calls finish, then the
+    /// call returns. Stopping a dispatcher that is not running is a no-op.
+    ///
+    /// # Errors
+    /// The first error an inbound reported while stopping (every inbound is still stopped).
+    pub async fn stop(&self) -> Result<()> {
+        {
+            let mut state = self.lock();
+            if state.status != Status::Running {
+                state.status = Status::Stopped;
+                return Ok(());
+            }
+            state.status = Status::Draining;
+        }
+        let results = futures::future::join_all(self.inbounds.iter().map(|i| i.stop())).await;
+        self.lock().status = Status::Stopped;
+        results.into_iter().collect::<Result<Vec<()>>>().map(|_| ())
+    }
+
+    /// The configuration a typed client needs to call `service` through its outbound.
+    ///
+    /// # Errors
+    /// `not-found` when no outbound is configured for `service`.
+    pub fn client_config(&self, service: &str) -> Result<ClientConfig> {
+        let outbound = self.outbounds.get(service).ok_or_else(|| {
+            Error::not_found(format!(
+                "dispatcher {:?} has no outbound for service {service:?}",
+                self.service()
+            ))
+        })?;
+        Ok(ClientConfig::new(self.service(), service, outbound.clone()))
+    }
+}
+
+impl std::fmt::Debug for Dispatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dispatcher")
+            .field("service", &self.service())
+            .field("status", &self.status())
+            .field("procedures", self.registry())
+            .finish()
+    }
+}

@@ -1,0 +1,41 @@
+//! # OmniRelay
+//!
+//! A YARPC-style RPC framework: one [`Dispatcher`] serves a service's procedures over gRPC (and
+//! YARPC-over-HTTP) inbounds and calls other services through outbounds, with typed servers and
+//! clients generated from `.proto` files by `omnirelay-build`.
+//!
+//! The building blocks:
+//! - [`Error`] and [`Code`]: the 17 codes and their gRPC/HTTP mappings;
+//! - [`RequestMeta`], [`ResponseMeta`], [`Headers`]: call metadata;
+//! - [`codec`]: `proto`, `json` and `raw` codecs;
+//! - [`procedure`]: procedure specs, the five shapes, the registry;
+//! - [`Dispatcher`], [`Client`], [`ClientConfig`]: lifecycle and typed calls;
+//! - [`transport::grpc`]: the gRPC inbound and outbound.
+
+pub mod codec;
+pub mod dispatcher;
+mod error;
+mod meta;
+pub mod procedure;
+pub mod stream;
+pub mod transport;
+
+pub use codec::{Codec, Encoding};
+pub use dispatcher::{CallOptions, Client, ClientConfig, Dispatcher, Inbound, Outbound};
+pub use error::{Code, Error, Fault, Result};
+pub use meta::{Headers, Request, RequestMeta, Response, ResponseMeta, Transport};
+pub use procedure::{IntoProcedures, Kind, ProcedureSpec};
+pub use stream::Streaming;
+
+/// Re-exports used by generated code and macro output, so users need no direct dependency on
+/// the crates behind them. Not a public API: it may change in any release.
+#[doc(hidden)]
+pub mod __private {
+    pub use bytes;
+    pub use futures;
+    pub use pbjson;
+    pub use pbjson_types;
+    pub use prost;
+    pub use prost_types;
+    pub use serde;
+}

@@ -1,0 +1,186 @@
+//! Procedures: what a dispatcher serves. A [`ProcedureSpec`] is a name, a shape ([`Kind`]), the
+//! encodings it accepts, its aliases and a [`Handler`] working on encoded bodies.
+//!
+//! Generated code and `#[omnirelay::procedure]` build specs through the typed constructors of
+//! [`typed`], which decode the request with a [`Codec`](crate::codec::Codec) chosen at compile
+//! time; transports only ever see the byte-level handlers defined here.
+
+mod handler;
+mod registry;
+pub mod typed;
+
+use std::fmt;
+
+pub use handler::{
+    BoxFuture, ClientStreamHandler, DuplexHandler, Handler, OnewayHandler, ServerStreamHandler,
+    UnaryHandler,
+};
+pub use registry::{Registry, RegistryError};
+
+use crate::codec::Encoding;
+
+/// The five call shapes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// One request, one response.
+    Unary,
+    /// One request, no response: the caller learns only that the request was accepted.
+    Oneway,
+    /// One request, a stream of responses.
+    ServerStream,
+    /// A stream of requests, one response.
+    ClientStream,
+    /// A stream of requests and a stream of responses, interleaved as the handler likes.
+    Duplex,
+}
+
+impl Kind {
+    /// The shape's name as introspection shows it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Kind::Unary => "unary",
+            Kind::Oneway => "oneway",
+            Kind::ServerStream => "server-stream",
+            Kind::ClientStream => "client-stream",
+            Kind::Duplex => "duplex",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One servable procedure.
+#[derive(Clone)]
+pub struct ProcedureSpec {
+    name: String,
+    encodings: Vec<Encoding>,
+    aliases: Vec<String>,
+    handler: Handler,
+}
+
+impl ProcedureSpec {
+    /// A procedure called `name` (a pattern with `*`/`?` makes it a wildcard procedure) served by
+    /// `handler` for bodies in `encodings`.
+    pub fn new(name: impl Into<String>, encodings: &[Encoding], handler: Handler) -> Self {
+        ProcedureSpec {
+            name: name.into(),
+            encodings: encodings.to_vec(),
+            aliases: Vec::new(),
+            handler,
+        }
+    }
+
+    /// Adds another name the procedure answers to. An alias may be a wildcard pattern.
+    pub fn with_alias(mut self, alias: impl Into<String>) -> Self {
+        self.aliases.push(alias.into());
+        self
+    }
+
+    /// The procedure's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The procedure's shape.
+    pub fn kind(&self) -> Kind {
+        self.handler.kind()
+    }
+
+    /// The encodings the procedure accepts, the preferred first.
+    pub fn encodings(&self) -> &[Encoding] {
+        &self.encodings
+    }
+
+    /// Whether the procedure accepts bodies in `encoding`.
+    pub fn accepts(&self, encoding: Encoding) -> bool {
+        self.encodings.contains(&encoding)
+    }
+
+    /// The procedure's aliases.
+    pub fn aliases(&self) -> &[String] {
+        &self.aliases
+    }
+
+    /// The procedure's handler.
+    pub fn handler(&self) -> &Handler {
+        &self.handler
+    }
+}
+
+impl fmt::Debug for ProcedureSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProcedureSpec")
+            .field("name", &self.name)
+            .field("kind", &self.kind())
+            .field("encodings", &self.encodings)
+            .field("aliases", &self.aliases)
+            .finish()
+    }
+}
+
+/// Anything that yields procedures for a dispatcher: a single [`ProcedureSpec`], a `Vec` of them,
+/// or a generated `...Procedures` registration value.
+pub trait IntoProcedures {
+    /// The procedures, in registration order.
+    fn into_procedures(self) -> Vec<ProcedureSpec>;
+}
+
+impl IntoProcedures for ProcedureSpec {
+    fn into_procedures(self) -> Vec<ProcedureSpec> {
+        vec![self]
+    }
+}
+
+impl IntoProcedures for Vec<ProcedureSpec> {
+    fn into_procedures(self) -> Vec<ProcedureSpec> {
+        self
+    }
+}
+
+/// The gRPC path a procedure name maps to (DESIGN §2): `pkg.Svc::Method` becomes
+/// `/pkg.Svc/Method`; a name without `::` becomes `/__default__/<name>`.
+pub fn grpc_path(procedure: &str) -> String {
+    match procedure.split_once("::") {
+        Some((service, method)) => format!("/{service}/{method}"),
+        None => format!("/__default__/{procedure}"),
+    }
+}
+
+/// The procedure name a gRPC path maps to; the inverse of [`grpc_path`]. `None` for a path that
+/// is not `/<service>/<method>`.
+pub fn procedure_from_grpc_path(path: &str) -> Option<String> {
+    let rest = path.strip_prefix('/')?;
+    let (service, method) = rest.split_once('/')?;
+    if service.is_empty() || method.is_empty() || method.contains('/') {
+        return None;
+    }
+    if service == "__default__" {
+        Some(method.to_owned())
+    } else {
+        Some(format!("{service}::{method}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_paths_round_trip() {
+        assert_eq!(
+            grpc_path("grpc.testing.TestService::UnaryCall"),
+            "/grpc.testing.TestService/UnaryCall"
+        );
+        assert_eq!(grpc_path("echo"), "/__default__/echo");
+        for name in ["grpc.testing.TestService::UnaryCall", "echo", "Svc::M"] {
+            assert_eq!(procedure_from_grpc_path(&grpc_path(name)).unwrap(), name);
+        }
+        assert_eq!(procedure_from_grpc_path("/x"), None);
+        assert_eq!(procedure_from_grpc_path("/a/b/c"), None);
+        assert_eq!(procedure_from_grpc_path("//b"), None);
+    }
+}

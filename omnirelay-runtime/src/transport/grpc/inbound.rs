@@ -1,0 +1,406 @@
+//! The gRPC inbound: an HTTP/2 (h2c) server that routes `/<service>/<method>` to procedures.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::{FutureExt, Stream, StreamExt};
+use http::StatusCode;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tonic::body::Body;
+
+use super::DEFAULT_MAX_MESSAGE_SIZE;
+use super::codec::BytesCodec;
+use super::metadata::{
+    self, content_type_encoding, from_status, to_metadata, to_status, too_large,
+};
+use crate::dispatcher::{Inbound, InboundContext};
+use crate::error::{Error, Result};
+use crate::meta::{Request, RequestMeta, Response, Transport};
+use crate::procedure::{BoxFuture, Handler, ProcedureSpec, procedure_from_grpc_path};
+use crate::stream::{ByteStream, Streaming, with_deadline};
+
+/// Serves a dispatcher's procedures over gRPC (h2c).
+///
+/// Defaults: 4 MiB message limit each way, a 10 s drain timeout on stop.
+#[derive(Debug)]
+pub struct GrpcInbound {
+    config: Arc<Config>,
+    running: Arc<Mutex<Option<Running>>>,
+}
+
+#[derive(Debug)]
+struct Config {
+    addr: SocketAddr,
+    max_recv: usize,
+    max_send: usize,
+    drain_timeout: Duration,
+}
+
+#[derive(Debug)]
+struct Running {
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl GrpcInbound {
+    /// An inbound that will listen on `addr` (port 0 picks a free port).
+    pub fn new(addr: SocketAddr) -> Self {
+        GrpcInbound {
+            config: Arc::new(Config {
+                addr,
+                max_recv: DEFAULT_MAX_MESSAGE_SIZE,
+                max_send: DEFAULT_MAX_MESSAGE_SIZE,
+                drain_timeout: Duration::from_secs(10),
+            }),
+            running: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    fn config_mut(&mut self) -> &mut Config {
+        Arc::get_mut(&mut self.config).expect("configured before start")
+    }
+
+    /// The largest request message accepted, in bytes.
+    pub fn max_recv_message_size(mut self, limit: usize) -> Self {
+        self.config_mut().max_recv = limit;
+        self
+    }
+
+    /// The largest response message sent, in bytes.
+    pub fn max_send_message_size(mut self, limit: usize) -> Self {
+        self.config_mut().max_send = limit;
+        self
+    }
+
+    /// How long `stop` waits for in-flight calls before closing connections anyway.
+    pub fn drain_timeout(mut self, timeout: Duration) -> Self {
+        self.config_mut().drain_timeout = timeout;
+        self
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Running>> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Inbound for GrpcInbound {
+    fn transport(&self) -> Transport {
+        Transport::Grpc
+    }
+
+    fn start(&self, context: Arc<InboundContext>) -> BoxFuture<Result<SocketAddr>> {
+        let config = self.config.clone();
+        let running = self.running.clone();
+        Box::pin(async move {
+            if running.lock().unwrap_or_else(|e| e.into_inner()).is_some() {
+                return Err(Error::failed_precondition(
+                    "gRPC inbound is already started",
+                ));
+            }
+            let listener = TcpListener::bind(config.addr).await.map_err(|e| {
+                Error::unavailable(format!(
+                    "gRPC inbound cannot listen on {}: {e}",
+                    config.addr
+                ))
+            })?;
+            let addr = listener
+                .local_addr()
+                .map_err(|e| Error::internal(format!("gRPC inbound has no local address: {e}")))?;
+            let (shutdown, rx) = watch::channel(false);
+            let task = tokio::spawn(accept_loop(listener, context, config, rx));
+            *running.lock().unwrap_or_else(|e| e.into_inner()) = Some(Running { shutdown, task });
+            Ok(addr)
+        })
+    }
+
+    fn stop(&self) -> BoxFuture<Result<()>> {
+        let running = self.lock().take();
+        Box::pin(async move {
+            if let Some(running) = running {
+                let _ = running.shutdown.send(true);
+                running
+                    .task
+                    .await
+                    .map_err(|e| Error::internal(format!("gRPC inbound task failed: {e}")))?;
+            }
+            Ok(())
+        })
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    context: Arc<InboundContext>,
+    config: Arc<Config>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut connections = JoinSet::new();
+    let builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.changed() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let stream = match accepted {
+            Ok((stream, _peer)) => stream,
+            Err(err) => {
+                // Typically EMFILE: back off instead of spinning.
+                tracing::warn!(error = %err, "gRPC inbound failed to accept a connection");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let (context, config) = (context.clone(), config.clone());
+        let service = hyper::service::service_fn(move |request| {
+            let (context, config) = (context.clone(), config.clone());
+            async move { Ok::<_, Infallible>(handle(&context, &config, request).await) }
+        });
+        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        connections.spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!(error = %err, "gRPC connection ended with an error");
+            }
+        });
+        while connections.try_join_next().is_some() {}
+    }
+    drop(listener);
+    if tokio::time::timeout(config.drain_timeout, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            timeout = ?config.drain_timeout,
+            "gRPC inbound drain timed out; closing the remaining connections"
+        );
+    }
+    connections.shutdown().await;
+}
+
+/// A trailers-only gRPC error response.
+fn error_response(status: StatusCode, error: Error) -> http::Response<Body> {
+    let mut response = to_status(error).into_http::<Body>();
+    *response.status_mut() = status;
+    response
+}
+
+fn route(
+    context: &InboundContext,
+    request: &http::Request<Incoming>,
+) -> Result<(Arc<ProcedureSpec>, RequestMeta), (StatusCode, Error)> {
+    let headers = request.headers();
+    let content_encoding = match content_type_encoding(headers.get(http::header::CONTENT_TYPE)) {
+        Ok(Some(encoding)) => encoding,
+        Ok(None) => {
+            let got = headers
+                .get(http::header::CONTENT_TYPE)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                .unwrap_or_else(|| "none".to_owned());
+            return Err((
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                Error::invalid_argument(format!(
+                    "content type {got:?} is not gRPC: expected application/grpc"
+                )),
+            ));
+        }
+        Err(err) => return Err((StatusCode::UNSUPPORTED_MEDIA_TYPE, err)),
+    };
+    if request.method() != http::Method::POST {
+        return Err((
+            StatusCode::METHOD_NOT_ALLOWED,
+            Error::unimplemented(format!("gRPC calls use POST, not {}", request.method())),
+        ));
+    }
+    let path = request.uri().path();
+    let Some(spec) = context.registry().lookup_grpc_path(path) else {
+        let name = procedure_from_grpc_path(path).unwrap_or_else(|| path.to_owned());
+        return Err((
+            StatusCode::OK,
+            Error::unimplemented(format!(
+                "unknown procedure {name:?} (gRPC path {path}) for service {:?}",
+                context.service()
+            )),
+        ));
+    };
+    let procedure = procedure_from_grpc_path(path).unwrap_or_else(|| spec.name().to_owned());
+    let meta = metadata::request_meta(headers, context.service(), procedure, content_encoding)
+        .map_err(|e| (StatusCode::OK, e))?;
+    if !spec.accepts(meta.encoding) {
+        let accepted: Vec<&str> = spec.encodings().iter().map(|e| e.as_str()).collect();
+        return Err((
+            StatusCode::OK,
+            Error::invalid_argument(format!(
+                "procedure {:?} does not accept encoding {}; it accepts {}",
+                spec.name(),
+                meta.encoding,
+                accepted.join(", ")
+            )),
+        ));
+    }
+    Ok((spec.clone(), meta))
+}
+
+async fn handle(
+    context: &InboundContext,
+    config: &Arc<Config>,
+    request: http::Request<Incoming>,
+) -> http::Response<Body> {
+    let (spec, meta) = match route(context, &request) {
+        Ok(routed) => routed,
+        Err((status, error)) => return error_response(status, error),
+    };
+    let mut grpc = tonic::server::Grpc::new(BytesCodec).max_decoding_message_size(config.max_recv);
+    let mut call = Some((spec, meta, config.clone()));
+    let service = tower::service_fn(move |request: tonic::Request<tonic::Streaming<Bytes>>| {
+        let call = call.take();
+        async move {
+            let (spec, meta, config) =
+                call.ok_or_else(|| tonic::Status::internal("gRPC call dispatched twice"))?;
+            dispatch(&spec, meta, &config, request.into_inner())
+                .await
+                .map_err(to_status)
+        }
+    });
+    grpc.streaming(service, request).await
+}
+
+type WireStream = std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, tonic::Status>> + Send>>;
+
+/// Runs a handler future under the call's deadline, turning a panic into `internal`.
+async fn run<T>(deadline: Option<Instant>, call: impl Future<Output = Result<T>>) -> Result<T> {
+    let call = AssertUnwindSafe(call).catch_unwind();
+    let outcome = match deadline {
+        None => call.await,
+        Some(deadline) => tokio::time::timeout_at(deadline.into(), call)
+            .await
+            .map_err(|_| Error::deadline_exceeded("the handler passed the call's deadline"))?,
+    };
+    outcome.unwrap_or_else(|_| Err(Error::internal("the handler panicked")))
+}
+
+async fn first_message(requests: &mut ByteStream) -> Result<Bytes> {
+    requests
+        .message()
+        .await?
+        .ok_or_else(|| Error::invalid_argument("the request carried no message"))
+}
+
+fn inbound_stream(stream: tonic::Streaming<Bytes>) -> ByteStream {
+    Streaming::new(stream.map(|item| item.map_err(|status| from_status(&status))))
+}
+
+async fn dispatch(
+    spec: &ProcedureSpec,
+    meta: RequestMeta,
+    config: &Config,
+    body: tonic::Streaming<Bytes>,
+) -> Result<tonic::Response<WireStream>> {
+    let deadline = meta.deadline;
+    let mut requests = inbound_stream(body);
+    match spec.handler() {
+        Handler::Unary(h) => {
+            let response = run(deadline, async {
+                let body = first_message(&mut requests).await?;
+                h.handle(Request::new(meta, body)).await
+            })
+            .await?;
+            single_response(response, config.max_send)
+        }
+        Handler::Oneway(h) => {
+            let body = run(deadline, first_message(&mut requests)).await?;
+            let procedure = meta.procedure.clone();
+            let call = h.handle(Request::new(meta, body));
+            tokio::spawn(async move {
+                if let Err(err) = run(None, call).await {
+                    tracing::warn!(%procedure, error = %err, "oneway handler failed");
+                }
+            });
+            single_response(Response::new(Bytes::new()), config.max_send)
+        }
+        Handler::ServerStream(h) => {
+            let response = run(deadline, async {
+                let body = first_message(&mut requests).await?;
+                h.handle(Request::new(meta, body)).await
+            })
+            .await?;
+            stream_response(response, deadline, config.max_send)
+        }
+        Handler::ClientStream(h) => {
+            let response = run(deadline, h.handle(Request::new(meta, requests))).await?;
+            single_response(response, config.max_send)
+        }
+        Handler::Duplex(h) => {
+            let response = run(deadline, h.handle(Request::new(meta, requests))).await?;
+            stream_response(response, deadline, config.max_send)
+        }
+    }
+}
+
+/// The trailing item that makes tonic send application trailers with `grpc-status: 0`.
+fn trailers_item(trailers: &crate::meta::Headers) -> Result<Option<Result<Bytes, tonic::Status>>> {
+    if trailers.is_empty() {
+        return Ok(None);
+    }
+    let metadata = to_metadata(trailers).map_err(|e| Error::internal(e.message().to_owned()))?;
+    Ok(Some(Err(tonic::Status::with_metadata(
+        tonic::Code::Ok,
+        "",
+        metadata,
+    ))))
+}
+
+fn response_with(
+    headers: &crate::meta::Headers,
+    stream: WireStream,
+) -> Result<tonic::Response<WireStream>> {
+    let mut response = tonic::Response::new(stream);
+    if !headers.is_empty() {
+        *response.metadata_mut() =
+            to_metadata(headers).map_err(|e| Error::internal(e.message().to_owned()))?;
+    }
+    Ok(response)
+}
+
+fn single_response(
+    response: Response<Bytes>,
+    max_send: usize,
+) -> Result<tonic::Response<WireStream>> {
+    let (meta, body) = response.into_parts();
+    if body.len() > max_send {
+        return Err(too_large("response", body.len(), max_send));
+    }
+    let trailer = trailers_item(&meta.trailers)?;
+    let stream = futures::stream::iter(std::iter::once(Ok(body)).chain(trailer));
+    response_with(&meta.headers, Box::pin(stream))
+}
+
+fn stream_response(
+    response: Response<ByteStream>,
+    deadline: Option<Instant>,
+    max_send: usize,
+) -> Result<tonic::Response<WireStream>> {
+    let (meta, body) = response.into_parts();
+    let trailer = trailers_item(&meta.trailers)?;
+    let body = with_deadline(body, deadline, "the handler's stream");
+    let stream = AssertUnwindSafe(body)
+        .catch_unwind()
+        .map(move |item| match item {
+            Ok(Ok(message)) if message.len() > max_send => {
+                Err(to_status(too_large("response", message.len(), max_send)))
+            }
+            Ok(Ok(message)) => Ok(message),
+            Ok(Err(err)) => Err(to_status(err)),
+            Err(_) => Err(to_status(Error::internal("the handler's stream panicked"))),
+        })
+        .chain(futures::stream::iter(trailer));
+    response_with(&meta.headers, Box::pin(stream))
+}

@@ -1,0 +1,362 @@
+//! The gRPC metadata mapping (DESIGN §6): request metadata to and from [`RequestMeta`],
+//! application headers to and from gRPC metadata, `grpc-timeout`, and status conversion.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use tonic::metadata::MetadataMap;
+
+use crate::codec::Encoding;
+use crate::error::{Code, Error, Result};
+use crate::meta::{Headers, RequestMeta, Transport};
+
+/// Base64 for `-bin` values: emits unpadded (as the gRPC spec asks), accepts either.
+const BIN: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new()
+        .with_encode_padding(false)
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+pub(crate) const RPC_CALLER: &str = "rpc-caller";
+pub(crate) const RPC_SERVICE: &str = "rpc-service";
+pub(crate) const RPC_ENCODING: &str = "rpc-encoding";
+const RPC_SHARD_KEY: &str = "rpc-shard-key";
+const RPC_ROUTING_KEY: &str = "rpc-routing-key";
+const RPC_ROUTING_DELEGATE: &str = "rpc-routing-delegate";
+const RPC_CALLER_PROCEDURE: &str = "rpc-caller-procedure";
+pub(crate) const GRPC_TIMEOUT: &str = "grpc-timeout";
+
+/// Whether a header key is transport-owned rather than an application header.
+fn is_reserved(key: &str) -> bool {
+    key.starts_with("rpc-")
+        || key.starts_with("grpc-")
+        || matches!(
+            key,
+            "content-type" | "te" | "user-agent" | "host" | "content-length" | "accept-encoding"
+        )
+}
+
+/// The encoding a gRPC content type implies; `Ok(None)` when the content type is not gRPC at all.
+pub(crate) fn content_type_encoding(value: Option<&HeaderValue>) -> Result<Option<Encoding>> {
+    let Some(value) = value.and_then(|v| v.to_str().ok()) else {
+        return Ok(None);
+    };
+    let Some(rest) = value.strip_prefix("application/grpc") else {
+        return Ok(None);
+    };
+    match rest {
+        "" | "+proto" => Ok(Some(Encoding::Proto)),
+        "+json" => Ok(Some(Encoding::Json)),
+        _ if rest.starts_with(';') => Ok(Some(Encoding::Proto)),
+        _ => Err(Error::invalid_argument(format!(
+            "unsupported gRPC content type {value:?}: expected application/grpc, \
+             application/grpc+proto or application/grpc+json"
+        ))),
+    }
+}
+
+/// Parses a `grpc-timeout` value: at most 8 digits and a unit (`H M S m u n`).
+pub(crate) fn parse_timeout(value: &HeaderValue) -> Result<Duration> {
+    let bad = || {
+        Error::invalid_argument(format!(
+            "malformed grpc-timeout {:?}: expected up to 8 digits and a unit (H, M, S, m, u, n)",
+            String::from_utf8_lossy(value.as_bytes())
+        ))
+    };
+    let bytes = value.as_bytes();
+    let (unit, digits) = bytes.split_last().ok_or_else(bad)?;
+    if digits.is_empty() || digits.len() > 8 || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(bad());
+    }
+    let n: u64 = std::str::from_utf8(digits)
+        .ok()
+        .and_then(|d| d.parse().ok())
+        .ok_or_else(bad)?;
+    Ok(match unit {
+        b'H' => Duration::from_secs(n * 3600),
+        b'M' => Duration::from_secs(n * 60),
+        b'S' => Duration::from_secs(n),
+        b'm' => Duration::from_millis(n),
+        b'u' => Duration::from_micros(n),
+        b'n' => Duration::from_nanos(n),
+        _ => return Err(bad()),
+    })
+}
+
+/// Formats a `grpc-timeout` value in the finest unit that fits 8 digits.
+pub(crate) fn format_timeout(timeout: Duration) -> HeaderValue {
+    const MAX: u128 = 99_999_999;
+    let nanos = timeout.as_nanos();
+    let (value, unit) = if nanos <= MAX {
+        (nanos, 'n')
+    } else if nanos / 1_000 <= MAX {
+        (nanos / 1_000, 'u')
+    } else if nanos / 1_000_000 <= MAX {
+        (nanos / 1_000_000, 'm')
+    } else if nanos / 1_000_000_000 <= MAX {
+        (nanos / 1_000_000_000, 'S')
+    } else if nanos / 60_000_000_000 <= MAX {
+        (nanos / 60_000_000_000, 'M')
+    } else {
+        ((nanos / 3_600_000_000_000).min(MAX), 'H')
+    };
+    HeaderValue::try_from(format!("{value}{unit}")).expect("digits and a letter are a valid header")
+}
+
+fn header_str(headers: &HeaderMap, key: &str) -> Result<Option<String>> {
+    match headers.get(key) {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .map(|s| Some(s.to_owned()))
+            .map_err(|_| Error::invalid_argument(format!("header {key} is not valid text"))),
+    }
+}
+
+/// Builds the request metadata of an inbound call.
+pub(crate) fn request_meta(
+    headers: &HeaderMap,
+    default_service: &str,
+    procedure: String,
+    content_encoding: Encoding,
+) -> Result<RequestMeta> {
+    let encoding = match headers.get(RPC_ENCODING) {
+        Some(v) => Encoding::parse_or_error(
+            v.to_str()
+                .map_err(|_| Error::invalid_argument("header rpc-encoding is not valid text"))?,
+        )?,
+        None => content_encoding,
+    };
+    let ttl = headers.get(GRPC_TIMEOUT).map(parse_timeout).transpose()?;
+    let mut app = Headers::new();
+    for (key, value) in headers {
+        let key = key.as_str();
+        if is_reserved(key) {
+            continue;
+        }
+        let value = if key.ends_with("-bin") {
+            Bytes::from(BIN.decode(value.as_bytes()).map_err(|_| {
+                Error::invalid_argument(format!("binary header {key} is not valid base64"))
+            })?)
+        } else {
+            Bytes::copy_from_slice(value.as_bytes())
+        };
+        app.insert(key, value);
+    }
+    Ok(RequestMeta {
+        caller: header_str(headers, RPC_CALLER)?.unwrap_or_else(|| "unknown".to_owned()),
+        service: header_str(headers, RPC_SERVICE)?.unwrap_or_else(|| default_service.to_owned()),
+        procedure,
+        encoding,
+        transport: Transport::Grpc,
+        ttl,
+        deadline: ttl.map(|ttl| Instant::now() + ttl),
+        shard_key: header_str(headers, RPC_SHARD_KEY)?,
+        routing_key: header_str(headers, RPC_ROUTING_KEY)?,
+        routing_delegate: header_str(headers, RPC_ROUTING_DELEGATE)?,
+        caller_procedure: header_str(headers, RPC_CALLER_PROCEDURE)?,
+        headers: app,
+    })
+}
+
+fn text_value(key: &str, value: &str) -> Result<HeaderValue> {
+    HeaderValue::from_str(value).map_err(|_| {
+        Error::invalid_argument(format!(
+            "header {key} has a value that is not valid header text"
+        ))
+    })
+}
+
+/// Writes application headers into a header map; `-bin` values are base64-encoded.
+pub(crate) fn write_app_headers(headers: &Headers, out: &mut HeaderMap) -> Result<()> {
+    for (key, value) in headers.iter() {
+        if is_reserved(key) {
+            return Err(Error::invalid_argument(format!(
+                "header {key:?} is reserved for the transport"
+            )));
+        }
+        let name = HeaderName::from_bytes(key.as_bytes())
+            .map_err(|_| Error::invalid_argument(format!("{key:?} is not a valid header name")))?;
+        let value = if key.ends_with("-bin") {
+            HeaderValue::try_from(BIN.encode(value)).expect("base64 is valid header text")
+        } else {
+            HeaderValue::from_bytes(value).map_err(|_| {
+                Error::invalid_argument(format!(
+                    "header {key} has a value that is not valid header text; use a -bin key for binary values"
+                ))
+            })?
+        };
+        out.append(name, value);
+    }
+    Ok(())
+}
+
+/// Writes an outbound call's request metadata.
+pub(crate) fn write_request_meta(meta: &RequestMeta, out: &mut HeaderMap) -> Result<()> {
+    out.insert(RPC_CALLER, text_value(RPC_CALLER, &meta.caller)?);
+    out.insert(RPC_SERVICE, text_value(RPC_SERVICE, &meta.service)?);
+    out.insert(
+        RPC_ENCODING,
+        HeaderValue::from_static(meta.encoding.as_str()),
+    );
+    for (key, value) in [
+        (RPC_SHARD_KEY, &meta.shard_key),
+        (RPC_ROUTING_KEY, &meta.routing_key),
+        (RPC_ROUTING_DELEGATE, &meta.routing_delegate),
+        (RPC_CALLER_PROCEDURE, &meta.caller_procedure),
+    ] {
+        if let Some(value) = value {
+            out.insert(key, text_value(key, value)?);
+        }
+    }
+    if let Some(ttl) = meta.remaining().or(meta.ttl) {
+        out.insert(GRPC_TIMEOUT, format_timeout(ttl));
+    }
+    write_app_headers(&meta.headers, out)
+}
+
+/// Reads application headers from response metadata (headers or trailers).
+pub(crate) fn read_app_headers(map: &HeaderMap, into: &mut Headers) {
+    for (key, value) in map {
+        let key = key.as_str();
+        if is_reserved(key) {
+            continue;
+        }
+        let value = if key.ends_with("-bin") {
+            match BIN.decode(value.as_bytes()) {
+                Ok(v) => Bytes::from(v),
+                // A peer's undecodable binary header is kept as sent rather than dropped.
+                Err(_) => Bytes::copy_from_slice(value.as_bytes()),
+            }
+        } else {
+            Bytes::copy_from_slice(value.as_bytes())
+        };
+        into.insert(key, value);
+    }
+}
+
+/// Application headers as tonic metadata.
+pub(crate) fn to_metadata(headers: &Headers) -> Result<MetadataMap> {
+    let mut map = HeaderMap::with_capacity(headers.len());
+    write_app_headers(headers, &mut map)?;
+    Ok(MetadataMap::from_headers(map))
+}
+
+/// An OmniRelay error as a gRPC status.
+pub(crate) fn to_status(error: Error) -> tonic::Status {
+    let code = tonic::Code::from_i32(error.code().as_i32());
+    tonic::Status::with_details(code, error.message(), error.details().clone())
+}
+
+/// A gRPC status as an OmniRelay error. tonic reports an over-limit message as `out-of-range`;
+/// OmniRelay's contract is `resource-exhausted`, so that one case is remapped.
+pub(crate) fn from_status(status: &tonic::Status) -> Error {
+    let mut code = Code::from_i32(status.code() as i32);
+    if code == Code::OutOfRange && status.message().contains("message length too large") {
+        code = Code::ResourceExhausted;
+    }
+    Error::new(code, status.message()).with_details(Bytes::copy_from_slice(status.details()))
+}
+
+/// The `resource-exhausted` error for a message over the limit.
+pub(crate) fn too_large(direction: &str, len: usize, limit: usize) -> Error {
+    Error::resource_exhausted(format!(
+        "{direction} message of {len} bytes exceeds the limit of {limit} bytes"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_round_trip() {
+        for (text, d) in [
+            ("1m", Duration::from_millis(1)),
+            ("100n", Duration::from_nanos(100)),
+            ("2S", Duration::from_secs(2)),
+            ("3M", Duration::from_secs(180)),
+            ("1H", Duration::from_secs(3600)),
+            ("99999999u", Duration::from_micros(99_999_999)),
+        ] {
+            assert_eq!(parse_timeout(&HeaderValue::from_static(text)).unwrap(), d);
+        }
+        for d in [
+            Duration::from_millis(1),
+            Duration::from_secs(5),
+            Duration::from_secs(86_400 * 30),
+        ] {
+            let parsed = parse_timeout(&format_timeout(d)).unwrap();
+            assert!(
+                parsed <= d && d - parsed < Duration::from_secs(3600),
+                "{d:?}"
+            );
+        }
+        for bad in ["", "m", "123456789m", "10x", "1.5S", "-1S"] {
+            let err = parse_timeout(&HeaderValue::from_static(bad)).unwrap_err();
+            assert_eq!(err.code(), Code::InvalidArgument, "{bad}");
+        }
+    }
+
+    #[test]
+    fn content_types() {
+        let ct = |s: &'static str| content_type_encoding(Some(&HeaderValue::from_static(s)));
+        assert_eq!(ct("application/grpc").unwrap(), Some(Encoding::Proto));
+        assert_eq!(ct("application/grpc+proto").unwrap(), Some(Encoding::Proto));
+        assert_eq!(ct("application/grpc+json").unwrap(), Some(Encoding::Json));
+        assert_eq!(ct("text/plain").unwrap(), None);
+        assert!(ct("application/grpc+thrift").is_err());
+        assert_eq!(content_type_encoding(None).unwrap(), None);
+    }
+
+    #[test]
+    fn request_meta_reads_rpc_keys_and_app_headers() {
+        let mut h = HeaderMap::new();
+        h.insert("rpc-caller", HeaderValue::from_static("me"));
+        h.insert("rpc-encoding", HeaderValue::from_static("json"));
+        h.insert("rpc-shard-key", HeaderValue::from_static("s1"));
+        h.insert("grpc-timeout", HeaderValue::from_static("5S"));
+        h.insert("x-trace-bin", HeaderValue::from_static("AAEC"));
+        h.insert("x-plain", HeaderValue::from_static("v"));
+        h.insert("te", HeaderValue::from_static("trailers"));
+        let meta = request_meta(&h, "svc", "svc::M".into(), Encoding::Proto).unwrap();
+        assert_eq!(meta.caller, "me");
+        assert_eq!(meta.service, "svc");
+        assert_eq!(meta.encoding, Encoding::Json);
+        assert_eq!(meta.shard_key.as_deref(), Some("s1"));
+        assert_eq!(meta.ttl, Some(Duration::from_secs(5)));
+        assert_eq!(
+            meta.headers.get("x-trace-bin").unwrap().as_ref(),
+            &[0, 1, 2]
+        );
+        assert_eq!(meta.headers.get_str("x-plain"), Some("v"));
+        assert_eq!(meta.headers.len(), 2);
+
+        let mut out = HeaderMap::new();
+        write_request_meta(&meta, &mut out).unwrap();
+        assert_eq!(out.get("x-trace-bin").unwrap(), "AAEC");
+        assert_eq!(out.get("rpc-encoding").unwrap(), "json");
+    }
+
+    #[test]
+    fn bad_metadata_is_invalid_argument() {
+        let mut h = HeaderMap::new();
+        h.insert("rpc-encoding", HeaderValue::from_static("thrift"));
+        let err = request_meta(&h, "svc", "p".into(), Encoding::Proto).unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument);
+        let mut h = HeaderMap::new();
+        h.insert("x-bin", HeaderValue::from_static("!!!"));
+        let err = request_meta(&h, "svc", "p".into(), Encoding::Proto).unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument);
+        let mut headers = Headers::new();
+        headers.insert("x", Bytes::from_static(b"\n"));
+        assert!(to_metadata(&headers).is_err());
+        let mut headers = Headers::new();
+        headers.insert("rpc-caller", "x");
+        assert!(to_metadata(&headers).is_err());
+    }
+}
