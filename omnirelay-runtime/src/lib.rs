@@ -39,3 +39,12 @@ pub mod __private {
     pub use prost_types;
     pub use serde;
 }
+
+/// Includes the code `omnirelay-build` generated for a protobuf package, from `OUT_DIR`:
+/// `omnirelay::include_proto!("grpc.testing");` inside the module that should hold it.
+#[macro_export]
+macro_rules! include_proto {
+    ($package:literal) => {
+        include!(concat!(env!("OUT_DIR"), "/", $package, ".rs"));
+    };
+}
