@@ -2,10 +2,7 @@
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     omnirelay_build::configure().compile(
-        &[
-            "../proto/echo.proto",
-            "../proto/grpc/testing/test.proto",
-        ],
+        &["../proto/echo.proto", "../proto/grpc/testing/test.proto"],
         &["../proto"],
     )?;
     Ok(())

@@ -1,4 +1,5 @@
-//! Generated code shared by the example programs.
+//! Generated code and service implementations shared by the example programs and the
+//! workspace's integration tests.
 
 /// `omnirelay.examples.echo.v1`: the quickstart's echo service.
 pub mod echo {
@@ -11,3 +12,7 @@ pub mod grpc_testing {
     #![allow(missing_docs)]
     omnirelay::include_proto!("grpc.testing");
 }
+
+mod echo_service;
+
+pub use echo_service::EchoService;

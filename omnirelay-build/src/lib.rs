@@ -76,7 +76,11 @@ impl Builder {
 
     /// Takes types under `proto_path` (e.g. `.google.protobuf.Empty` or `.other.pkg`) from
     /// `rust_path` (e.g. `()` or `::other_crate::pkg`) instead of generating them.
-    pub fn extern_path(mut self, proto_path: impl Into<String>, rust_path: impl Into<String>) -> Self {
+    pub fn extern_path(
+        mut self,
+        proto_path: impl Into<String>,
+        rust_path: impl Into<String>,
+    ) -> Self {
         self.options
             .extern_paths
             .push((proto_path.into(), rust_path.into()));
@@ -92,7 +96,11 @@ impl Builder {
     }
 
     /// Adds `attribute` to fields matching `path`.
-    pub fn field_attribute(mut self, path: impl Into<String>, attribute: impl Into<String>) -> Self {
+    pub fn field_attribute(
+        mut self,
+        path: impl Into<String>,
+        attribute: impl Into<String>,
+    ) -> Self {
         self.options
             .field_attributes
             .push((path.into(), attribute.into()));
@@ -155,7 +163,10 @@ impl Builder {
     ) -> Result<(), Error> {
         let fds = protox::compile(protos, includes)
             .map_err(|e| Error(format!("cannot compile the .proto files: {e}")))?;
-        if self.emit_rerun.unwrap_or_else(|| std::env::var_os("CARGO").is_some()) {
+        if self
+            .emit_rerun
+            .unwrap_or_else(|| std::env::var_os("CARGO").is_some())
+        {
             for file in &fds.file {
                 for include in includes {
                     let candidate = include.as_ref().join(file.name());
@@ -179,7 +190,9 @@ impl Builder {
             Some(dir) => dir.clone(),
             None => std::env::var_os("OUT_DIR")
                 .map(PathBuf::from)
-                .ok_or_else(|| Error("OUT_DIR is not set: call out_dir(...) outside build.rs".into()))?,
+                .ok_or_else(|| {
+                    Error("OUT_DIR is not set: call out_dir(...) outside build.rs".into())
+                })?,
         };
         std::fs::create_dir_all(&out_dir)
             .map_err(|e| Error(format!("cannot create {}: {e}", out_dir.display())))?;

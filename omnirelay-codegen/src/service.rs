@@ -125,7 +125,10 @@ impl OmniRelayServiceGenerator {
         let constants = methods.iter().map(|m| {
             let constant = &m.constant;
             let value = format!("{full_service}::{}", m.method.proto_name);
-            let doc = format!(" The procedure name of `{full_service}.{}`.", m.method.proto_name);
+            let doc = format!(
+                " The procedure name of `{full_service}.{}`.",
+                m.method.proto_name
+            );
             quote! { #[doc = #doc] pub const #constant: &str = #value; }
         });
         let names_doc = format!(" Procedure names of `{full_service}`.");
@@ -141,7 +144,16 @@ impl OmniRelayServiceGenerator {
 
         let mut out = names;
         if self.options.server {
-            out.extend(self.server(&rt, service, &trait_name, &procedures_name, &names_mod, &methods, &service_docs, &full_service));
+            out.extend(self.server(
+                &rt,
+                service,
+                &trait_name,
+                &procedures_name,
+                &names_mod,
+                &methods,
+                &service_docs,
+                &full_service,
+            ));
         }
         if self.options.client {
             out.extend(self.client(&rt, &client_name, &names_mod, &methods, &full_service));
@@ -181,11 +193,19 @@ impl OmniRelayServiceGenerator {
             }
         });
         let registrations = methods.iter().map(|m| {
-            let MethodNames { fn_name, input, constant, .. } = m;
+            let MethodNames {
+                fn_name,
+                input,
+                constant,
+                ..
+            } = m;
             let (ctor, request) = match (m.method.client_streaming, m.method.server_streaming) {
                 (false, false) => (quote!(unary), quote!(#rt::Request<#input>)),
                 (false, true) => (quote!(server_stream), quote!(#rt::Request<#input>)),
-                (true, false) => (quote!(client_stream), quote!(#rt::Request<#rt::Streaming<#input>>)),
+                (true, false) => (
+                    quote!(client_stream),
+                    quote!(#rt::Request<#rt::Streaming<#input>>),
+                ),
                 (true, true) => (quote!(duplex), quote!(#rt::Request<#rt::Streaming<#input>>)),
             };
             quote! {
@@ -202,8 +222,12 @@ impl OmniRelayServiceGenerator {
                 }
             }
         });
-        let trait_doc_default = format!(" The server side of `{full_service}`: implement it and register it with [`{procedures_name}`].");
-        let procedures_doc = format!(" Registers an implementation of [`{trait_name}`] with a dispatcher: `builder.register({procedures_name}::new(service))`.");
+        let trait_doc_default = format!(
+            " The server side of `{full_service}`: implement it and register it with [`{procedures_name}`]."
+        );
+        let procedures_doc = format!(
+            " Registers an implementation of [`{trait_name}`] with a dispatcher: `builder.register({procedures_name}::new(service))`."
+        );
         quote! {
             #[doc = #trait_doc_default]
             #[doc = ""]

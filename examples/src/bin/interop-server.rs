@@ -15,7 +15,7 @@ use futures::StreamExt;
 use omnirelay::transport::grpc::GrpcInbound;
 use omnirelay::{Code, Dispatcher, Error, Headers, Request, Response, Result, Streaming};
 use omnirelay_examples::grpc_testing::{
-    Empty, EchoStatus, Payload, SimpleRequest, SimpleResponse, StreamingInputCallRequest,
+    EchoStatus, Empty, Payload, SimpleRequest, SimpleResponse, StreamingInputCallRequest,
     StreamingInputCallResponse, StreamingOutputCallRequest, StreamingOutputCallResponse,
     TestService, TestServiceProcedures,
 };
@@ -98,7 +98,10 @@ impl TestService for Interop {
         Ok(Response::new(Empty {}))
     }
 
-    async fn unary_call(&self, request: Request<SimpleRequest>) -> Result<Response<SimpleResponse>> {
+    async fn unary_call(
+        &self,
+        request: Request<SimpleRequest>,
+    ) -> Result<Response<SimpleResponse>> {
         unary(request)
     }
 
