@@ -2,10 +2,14 @@
 
 use bytes::Bytes;
 
-use super::{Codec, Encoding, unsupported};
+use super::{Codec, Encoding};
 use crate::error::Result;
 
-/// Passes [`Bytes`] through untouched, with encoding `raw`.
+/// Passes [`Bytes`] through untouched.
+///
+/// Procedures built with it serve encoding `raw`. A client built with it may send bytes under
+/// any encoding name, which is how already-encoded bodies (JSON text, protobuf bytes from
+/// elsewhere) are sent: `Client::with_codec(config, RawCodec, Encoding::Json)`.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RawCodec;
 
@@ -14,17 +18,11 @@ impl Codec<Bytes> for RawCodec {
         &[Encoding::Raw]
     }
 
-    fn encode(&self, encoding: Encoding, value: &Bytes) -> Result<Bytes> {
-        match encoding {
-            Encoding::Raw => Ok(value.clone()),
-            other => Err(unsupported(other, self.encodings())),
-        }
+    fn encode(&self, _encoding: Encoding, value: &Bytes) -> Result<Bytes> {
+        Ok(value.clone())
     }
 
-    fn decode(&self, encoding: Encoding, bytes: Bytes) -> Result<Bytes> {
-        match encoding {
-            Encoding::Raw => Ok(bytes),
-            other => Err(unsupported(other, self.encodings())),
-        }
+    fn decode(&self, _encoding: Encoding, bytes: Bytes) -> Result<Bytes> {
+        Ok(bytes)
     }
 }

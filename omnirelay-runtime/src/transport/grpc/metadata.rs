@@ -252,12 +252,18 @@ pub(crate) fn to_status(error: Error) -> tonic::Status {
     tonic::Status::with_details(code, error.message(), error.details().clone())
 }
 
-/// A gRPC status as an OmniRelay error. tonic reports an over-limit message as `out-of-range`;
-/// OmniRelay's contract is `resource-exhausted`, so that one case is remapped.
+/// A gRPC status as an OmniRelay error.
+///
+/// Two of tonic's local statuses are remapped to OmniRelay's contract: an over-limit message
+/// (tonic: `out-of-range`) is `resource-exhausted`, and the channel's own `grpc-timeout` expiry
+/// (tonic: `cancelled: Timeout expired`) is `deadline-exceeded`, as every gRPC client reports it.
 pub(crate) fn from_status(status: &tonic::Status) -> Error {
     let mut code = Code::from_i32(status.code() as i32);
     if code == Code::OutOfRange && status.message().contains("message length too large") {
         code = Code::ResourceExhausted;
+    }
+    if code == Code::Cancelled && status.message() == "Timeout expired" {
+        return Error::deadline_exceeded("the call passed its deadline (grpc-timeout)");
     }
     Error::new(code, status.message()).with_details(Bytes::copy_from_slice(status.details()))
 }
