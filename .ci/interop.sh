@@ -15,6 +15,7 @@
 #   INTEROP_VENV           Python venv with grpcio        (default: $HOME/.cache/omnirelay-interop/pyenv)
 #   INTEROP_LOGDIR         where step logs go             (default: a fresh mktemp -d)
 #   INTEROP_START_TIMEOUT  seconds to wait for a server to accept TCP connections (default 30)
+#   INTEROP_CHECK_TIMEOUT  seconds one client run may take (default 300)
 #   INTEROP_SKIP_BUILD=1   skip the cargo build (use with the two below)
 #   INTEROP_SERVER_BIN / INTEROP_CLIENT_BIN   binaries to use instead of <target>/release/interop-{server,client}
 set -euo pipefail
@@ -38,6 +39,7 @@ export HOME=${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}
 export DEBIAN_FRONTEND=noninteractive
 VENV=${INTEROP_VENV:-$HOME/.cache/omnirelay-interop/pyenv}
 START_TIMEOUT=${INTEROP_START_TIMEOUT:-30}
+CHECK_TIMEOUT=${INTEROP_CHECK_TIMEOUT:-300}   # per check; each should take seconds
 LOGDIR=${INTEROP_LOGDIR:-$(mktemp -d -t omnirelay-interop.XXXXXX)}
 mkdir -p "$LOGDIR"
 APT_PKGS=(golang-go golang-google-grpc-dev protobuf-compiler protoc-gen-go-1-3 protoc-gen-go-grpc nghttp2-client curl)
@@ -53,7 +55,9 @@ record() {  # PASS|FAIL name detail
   RESULTS+=("$(printf '%-4s %-44s %s' "$1" "$2" "$3")")
   if [ "$1" = PASS ]; then NPASS=$((NPASS + 1)); else NFAIL=$((NFAIL + 1)); fi
 }
+SUMMARY_DONE=
 summary() {
+  SUMMARY_DONE=1
   section "interop summary (logs: $LOGDIR, $((SECONDS - T_START))s in all)"
   local r
   for r in "${RESULTS[@]}"; do echo "$r"; done
@@ -76,26 +80,47 @@ descendants() {  # pid -> all descendant pids, depth first
   local c
   for c in $(ps -o pid= --ppid "$1" 2>/dev/null); do echo "$c"; descendants "$c"; done
 }
-kill_tree() {  # pid...: TERM each one's process group + every descendant, then KILL what is left after 5 s
-  local p pids=() i alive
-  for p in "$@"; do pids+=("$p"); while read -r i; do pids+=("$i"); done < <(descendants "$p"); done
+tree_of() {  # pid... -> those pids, their descendants, and every process in a group or session
+  local p                  # one of them leads (a double-forked grandchild leaves the tree, not those)
+  { for p in "$@"; do echo "$p"; descendants "$p"; done; echo --; ps -e -o pid=,pgid=,sid= 2>/dev/null; } |
+    awk '$1 == "--" { procs = 1; next }
+         !procs { tree[$1] = 1; next }
+         ($1 in tree) || ($2 in tree) || ($3 in tree) { print $1 }' | sort -un
+}
+# Everything this run starts carries this token in its environment; the final sweep finds by it
+# what left both the tree and the group (e.g. a step's 'timeout' orphaned when its parent died).
+export OMNIRELAY_INTEROP_RUN="$$.$(date +%s%N).$RANDOM"
+tagged() {
+  local d pid
+  for d in /proc/[0-9]*; do
+    pid=${d#/proc/}
+    [ "$pid" = $$ ] || [ "$pid" = "$BASHPID" ] && continue
+    grep -qxz "OMNIRELAY_INTEROP_RUN=$OMNIRELAY_INTEROP_RUN" "$d/environ" 2>/dev/null && echo "$pid"
+  done
+}
+kill_found() {  # finder args...: TERM what finder prints, wait up to 5 s, then KILL whatever is left
+  local finder=$1 p i pids=(); shift
+  for p in $("$finder" "$@"); do is_alive "$p" && pids+=("$p"); done
   [ ${#pids[@]} -gt 0 ] || return 0
-  for p in "$@"; do kill -TERM -- "-$p" 2>/dev/null || true; done   # started via setsid: pgid == pid
   kill -TERM "${pids[@]}" 2>/dev/null || true
   for i in $(seq 50); do
-    alive=0
-    for p in "${pids[@]}"; do if is_alive "$p"; then alive=1; break; fi; done
-    [ $alive = 0 ] && break
+    pids=()
+    for p in $("$finder" "$@"); do is_alive "$p" && pids+=("$p"); done
+    [ ${#pids[@]} -gt 0 ] || break
     sleep 0.1
   done
-  if [ $alive = 1 ]; then
-    for p in "$@"; do kill -KILL -- "-$p" 2>/dev/null || true; done
+  if [ ${#pids[@]} -gt 0 ]; then
+    log "still running 5 s after SIGTERM, sending SIGKILL: ${pids[*]}"
     kill -KILL "${pids[@]}" 2>/dev/null || true
   fi
+}
+kill_tree() {  # pid...: the pids, their descendants and their groups/sessions
+  local p
+  kill_found tree_of "$@"
   for p in "$@"; do wait "$p" 2>/dev/null || true; done
 }
-start_bg() {  # logfile cmd... -> BG_PID; own session/process group so the whole tree can be killed
-  local logf=$1; shift
+start_bg() {  # logfile cmd... -> BG_PID; own session + process group (setsid does not fork here:
+  local logf=$1; shift  # a background child of a non-interactive shell is no group leader)
   setsid "$@" >"$logf" 2>&1 &
   BG_PID=$!
   BG_PIDS+=("$BG_PID")
@@ -106,10 +131,24 @@ stop_bg() {  # pid
   for p in "${BG_PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
   BG_PIDS=(${keep[@]+"${keep[@]}"})
 }
+FG_PID=
+run() {  # cmd...: run in the background and wait, so that INT/TERM are acted on at once, not after it
+  local rc=0
+  "$@" &
+  FG_PID=$!
+  wait "$FG_PID" || rc=$?
+  FG_PID=
+  return $rc
+}
+tee_to() { local logf=$1; shift; "$@" 2>&1 | tee "$logf"; }
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
-  if [ ${#BG_PIDS[@]} -gt 0 ]; then kill_tree "${BG_PIDS[@]}"; fi
+  if [ -n "$FG_PID" ] || [ ${#BG_PIDS[@]} -gt 0 ]; then
+    kill_tree $FG_PID ${BG_PIDS[@]+"${BG_PIDS[@]}"}
+  fi
+  kill_found tagged
+  [ $rc -eq 0 ] || [ ${#RESULTS[@]} -eq 0 ] || [ -n "$SUMMARY_DONE" ] || { record FAIL "(run stopped early)" "exit $rc"; summary; }
   exit $rc
 }
 trap cleanup EXIT
@@ -146,7 +185,7 @@ check() {  # name expected-line timeout cmd...: run, show + log output, need rc 
   logf=$LOGDIR/$(printf '%s' "$name" | tr -c 'A-Za-z0-9_.-' '_' | tr -s '_').log
   section "$name"
   echo "+ $*"
-  timeout -k 10 "$tmo" "$@" 2>&1 | tee "$logf" || rc=$?
+  run tee_to "$logf" timeout -k 10 "$tmo" "$@" || rc=$?
   dt=$((SECONDS - t0))
   if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
     record FAIL "$name" "timed out after ${tmo}s"
@@ -171,12 +210,12 @@ apt_install() {  # pkg...: install those not installed yet; apt-get update at mo
   if [ ${#missing[@]} -eq 0 ]; then log "apt: already installed: $*"; return 0; fi
   if [ $APT_UPDATED = 0 ]; then
     log "apt-get update"
-    as_root timeout 600 apt-get -q -o DPkg::Lock::Timeout=120 update >>"$logf" 2>&1 ||
+    run as_root timeout 600 apt-get -q -o DPkg::Lock::Timeout=120 update >>"$logf" 2>&1 ||
       { log "apt-get update failed"; return 1; }
     APT_UPDATED=1
   fi
   log "apt-get install -y ${missing[*]}"
-  as_root timeout 1200 apt-get -q -y -o Dpkg::Use-Pty=0 -o DPkg::Lock::Timeout=120 install "${missing[@]}" >>"$logf" 2>&1 ||
+  run as_root timeout 1200 apt-get -q -y -o Dpkg::Use-Pty=0 -o DPkg::Lock::Timeout=120 install "${missing[@]}" >>"$logf" 2>&1 ||
     { log "apt-get install ${missing[*]} failed"; return 1; }
 }
 venv_ok() {
@@ -199,7 +238,7 @@ make_venv() {
     rm -rf "$VENV"
     apt_install python3-venv && timeout 300 /usr/bin/python3 -m venv "$VENV" >>"$logf" 2>&1 || return 1
   fi
-  timeout 900 "$VENV/bin/pip" install -q --disable-pip-version-check "$GRPCIO" "$GRPCIO_TOOLS" >>"$logf" 2>&1 || return 1
+  run timeout 900 "$VENV/bin/pip" install -q --disable-pip-version-check "$GRPCIO" "$GRPCIO_TOOLS" >>"$logf" 2>&1 || return 1
   venv_ok
 }
 
@@ -209,7 +248,7 @@ log "repo $ROOT, shared $SHARED, logs $LOGDIR"
 t0=$SECONDS
 apt_install "${APT_PKGS[@]}" || fatal install "apt-get failed" "$LOGDIR/apt.log"
 # build the grpc-go binaries now, so that '--serve' later starts at once (its first run builds, ~40 s)
-timeout 1200 bash "$GRPC_INTEROP" --build-only >"$LOGDIR/grpc-go-build.log" 2>&1 ||
+run timeout 1200 bash "$GRPC_INTEROP" --build-only >"$LOGDIR/grpc-go-build.log" 2>&1 ||
   fatal install "grpc-interop.sh --build-only failed" "$LOGDIR/grpc-go-build.log"
 log "grpc-go interop binaries: $(tr '\n' ' ' <"$LOGDIR/grpc-go-build.log" | grep -o '/[^ ]*grpc-interop-[a-z]*' | tr '\n' ' ')"
 make_venv || fatal install "python venv with $GRPCIO $GRPCIO_TOOLS failed" "$LOGDIR/venv.log"
@@ -221,8 +260,9 @@ t0=$SECONDS
 if [ "${INTEROP_SKIP_BUILD:-0}" = 1 ]; then
   log "INTEROP_SKIP_BUILD=1: not building"
 else
-  timeout -k 30 3000 cargo build --release -p omnirelay-examples --bin interop-server --bin interop-client 2>&1 |
-    tee "$LOGDIR/cargo-build.log" || fatal build "cargo build failed (exit $?)"
+  run tee_to "$LOGDIR/cargo-build.log" timeout -k 30 3000 \
+    cargo build --release -p omnirelay-examples --bin interop-server --bin interop-client ||
+    fatal build "cargo build failed (exit $?)"
 fi
 TARGET_DIR=$(timeout 120 cargo metadata --format-version 1 --no-deps 2>/dev/null |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])' 2>/dev/null) || TARGET_DIR=
@@ -240,11 +280,11 @@ start_bg "$SRV_LOG" timeout -k 10 1800 "$SERVER_BIN" --port "$P"
 SRV_PID=$BG_PID
 if wait_port "$P" "$SRV_PID" interop-server "$SRV_LOG"; then
   record PASS "start omnirelay interop-server" "port $P"
-  check "grpc-go client -> omnirelay server" "14 passed, 0 failed" 600 \
-    bash "$GRPC_INTEROP" --server_host=127.0.0.1 --server_port="$P" --timeout=20
-  check "python grpcio -> omnirelay server" "7 passed, 0 failed" 180 \
+  check "grpc-go client -> omnirelay server" "14 passed, 0 failed" "$CHECK_TIMEOUT" \
+    bash "$GRPC_INTEROP" --server_host=127.0.0.1 --server_port="$P" --timeout=15
+  check "python grpcio -> omnirelay server" "7 passed, 0 failed" "$CHECK_TIMEOUT" \
     "$VENV/bin/python" "$PY_SMOKE" "127.0.0.1:$P"
-  check "omnirelay client -> omnirelay server" "14 passed, 0 failed" 600 \
+  check "omnirelay client -> omnirelay server" "14 passed, 0 failed" "$CHECK_TIMEOUT" \
     "$CLIENT_BIN" --server_host 127.0.0.1 --server_port "$P" --test_cases all
   if ! is_alive "$SRV_PID"; then
     record FAIL "omnirelay interop-server stayed up" "exited during the checks (see $SRV_LOG)"
@@ -267,7 +307,7 @@ start_bg "$GO_LOG" timeout -k 10 1800 bash "$GRPC_INTEROP" --serve="$Q"
 GO_PID=$BG_PID
 if wait_port "$Q" "$GO_PID" grpc-go-server "$GO_LOG"; then
   record PASS "start grpc-go reference server" "port $Q"
-  check "omnirelay client -> grpc-go server" "14 passed, 0 failed" 600 \
+  check "omnirelay client -> grpc-go server" "14 passed, 0 failed" "$CHECK_TIMEOUT" \
     "$CLIENT_BIN" --server_host 127.0.0.1 --server_port "$Q" --test_cases all
 else
   record FAIL "start grpc-go reference server" "not accepting connections on port $Q (see $GO_LOG)"

@@ -5,12 +5,14 @@
 //! peer's flow-control window allows, so backpressure crosses the wire end to end.
 
 use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 
 use crate::error::Result;
+use crate::meta::Headers;
 
 /// A boxed, sendable stream of messages or errors.
 pub type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T>> + Send + 'static>>;
@@ -18,10 +20,18 @@ pub type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T>> + Send + 'static>>;
 /// A stream of messages: what a client-streaming or duplex handler reads, and what a
 /// server-streaming or duplex call returns. It ends after the last message (`None`) or with an
 /// error, after which it yields nothing more.
+///
+/// A stream a client receives also carries the server's trailers: [`Streaming::trailers`] returns
+/// them once the stream has ended (gRPC sends them after the last message). Dropping a stream
+/// before its end cancels the call.
 pub struct Streaming<T> {
     inner: BoxStream<T>,
     done: bool,
+    trailers: Option<TrailerSlot>,
 }
+
+/// Where a transport puts a stream's trailers when it reads them.
+pub(crate) type TrailerSlot = Arc<OnceLock<Headers>>;
 
 /// A stream of encoded messages, as transports carry them.
 pub type ByteStream = Streaming<Bytes>;
@@ -32,7 +42,25 @@ impl<T> Streaming<T> {
         Streaming {
             inner: Box::pin(stream),
             done: false,
+            trailers: None,
         }
+    }
+
+    /// A stream whose trailers the transport will put in `slot`.
+    pub(crate) fn with_trailers(
+        stream: impl Stream<Item = Result<T>> + Send + 'static,
+        slot: TrailerSlot,
+    ) -> Self {
+        Streaming {
+            trailers: Some(slot),
+            ..Streaming::new(stream)
+        }
+    }
+
+    /// The trailers the server sent after the last message: `None` until the stream has ended,
+    /// and for streams that crossed no transport.
+    pub fn trailers(&self) -> Option<&Headers> {
+        self.trailers.as_ref()?.get()
     }
 
     /// A stream that yields nothing.
@@ -54,7 +82,11 @@ impl<T> Streaming<T> {
         T: 'static,
         U: 'static,
     {
-        Streaming::new(self.map(move |item| item.and_then(&mut f)))
+        let trailers = self.trailers.clone();
+        Streaming {
+            trailers,
+            ..Streaming::new(self.map(move |item| item.and_then(&mut f)))
+        }
     }
 }
 

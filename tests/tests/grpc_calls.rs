@@ -263,3 +263,37 @@ async fn handler_stream_errors_reach_the_client_after_the_messages() {
     assert_eq!(err.message(), "lost the rest");
     assert!(stream.message().await.unwrap().is_none());
 }
+
+#[tokio::test]
+async fn streamed_responses_expose_trailers_after_the_last_message() {
+    let with_trailers = typed::duplex(
+        "t::Stream",
+        RawCodec,
+        |r: Request<Streaming<Bytes>>| async move {
+            let tag = r.meta.headers.get("tag").cloned().unwrap_or_default();
+            Ok(Response::new(r.into_body())
+                .with_header("x-initial", "early")
+                .with_trailer("x-final", tag.clone())
+                .with_trailer("x-final-bin", Bytes::from_static(&[1, 2, 255])))
+        },
+    );
+    let h = Harness::start(with_trailers).await;
+    let client = Client::with_codec(h.config(), RawCodec, Encoding::Raw);
+    let response = client
+        .duplex::<Bytes, Bytes>(
+            "t::Stream",
+            futures::stream::iter([Bytes::from_static(b"a"), Bytes::from_static(b"b")]),
+            CallOptions::new().header("tag", "late"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.meta.headers.get_str("x-initial"), Some("early"));
+    let mut stream = response.into_body();
+    assert!(stream.trailers().is_none(), "no trailers before the end");
+    assert_eq!(stream.message().await.unwrap().unwrap().as_ref(), b"a");
+    assert_eq!(stream.message().await.unwrap().unwrap().as_ref(), b"b");
+    assert!(stream.message().await.unwrap().is_none());
+    let trailers = stream.trailers().expect("trailers after the end");
+    assert_eq!(trailers.get_str("x-final"), Some("late"));
+    assert_eq!(trailers.get("x-final-bin").unwrap().as_ref(), &[1, 2, 255]);
+}

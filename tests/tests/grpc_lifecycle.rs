@@ -382,3 +382,41 @@ async fn concurrent_calls_share_one_connection() {
     futures::future::join_all(calls).await;
     assert_eq!(counter.load(Ordering::SeqCst), 200);
 }
+
+#[tokio::test]
+async fn dropping_a_duplex_response_cancels_the_call_while_requests_are_open() {
+    let dropped = Arc::new(AtomicBool::new(false));
+    let flag = dropped.clone();
+    let echo = typed::duplex("d::Echo", RawCodec, move |r: Request<Streaming<Bytes>>| {
+        let guard = DropFlag(flag.clone());
+        async move {
+            let requests = r.into_body();
+            let stream =
+                futures::stream::unfold((requests, guard), |(mut requests, guard)| async move {
+                    let item = requests.message().await.transpose()?;
+                    Some((item, (requests, guard)))
+                });
+            Ok(Response::new(Streaming::new(stream)))
+        }
+    });
+    let h = Harness::start(echo).await;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(1);
+    let mut responses = raw(&h)
+        .duplex::<Bytes, Bytes>(
+            "d::Echo",
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+            CallOptions::new(),
+        )
+        .await
+        .unwrap()
+        .into_body();
+    tx.send(Bytes::from_static(b"one")).await.unwrap();
+    assert_eq!(responses.message().await.unwrap().unwrap().as_ref(), b"one");
+    // Drop the responses but keep the request sender open: the call must still be reset.
+    drop(responses);
+    assert!(
+        eventually(&dropped).await,
+        "the server never saw the cancellation"
+    );
+    drop(tx);
+}

@@ -113,11 +113,55 @@ async fn single(response: tonic::Response<tonic::Streaming<Bytes>>) -> Result<Re
     Ok(Response { meta, body })
 }
 
-fn streaming(response: tonic::Response<tonic::Streaming<Bytes>>) -> Response<ByteStream> {
+/// Cancels the call's request stream when dropped: hyper resets the HTTP/2 stream only once
+/// the request body fails, so a caller that drops a response mid-stream must fail it.
+struct CancelOnDrop(Option<tonic::CancellationHandle>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some(handle) = self.0.take() {
+            handle.cancel();
+        }
+    }
+}
+
+/// The response stream of a streaming call: messages, then the trailers into the stream's
+/// trailer slot. `guard` lives as long as the stream does. A request message that failed
+/// locally (`failure`) ends the stream with that error instead of a clean end.
+fn streaming(
+    response: tonic::Response<tonic::Streaming<Bytes>>,
+    guard: CancelOnDrop,
+    failure: Option<Arc<Mutex<Option<Error>>>>,
+) -> Response<ByteStream> {
     let (metadata, stream, _) = response.into_parts();
+    let slot: crate::stream::TrailerSlot = Arc::default();
+    let filled = slot.clone();
+    let messages = futures::stream::unfold(Some((stream, guard)), move |state| {
+        let filled = filled.clone();
+        let failure = failure.clone();
+        async move {
+            let (mut stream, guard) = state?;
+            let local = || failure.as_deref().and_then(take_failure);
+            match stream.message().await {
+                Ok(Some(message)) => Some((Ok(message), Some((stream, guard)))),
+                Ok(None) if let Some(err) = local() => Some((Err(err), None)),
+                Ok(None) => {
+                    let mut trailers = crate::meta::Headers::new();
+                    match stream.trailers().await {
+                        Ok(Some(map)) => read_app_headers(map.as_ref(), &mut trailers),
+                        Ok(None) => {}
+                        Err(status) => return Some((Err(from_status(&status)), None)),
+                    }
+                    let _ = filled.set(trailers);
+                    None
+                }
+                Err(status) => Some((Err(local().unwrap_or_else(|| from_status(&status))), None)),
+            }
+        }
+    });
     Response {
         meta: response_meta(&metadata),
-        body: Streaming::new(stream.map(|item| item.map_err(|s| from_status(&s)))),
+        body: Streaming::with_trailers(messages, slot),
     }
 }
 
@@ -194,7 +238,7 @@ impl Outbound for GrpcOutbound {
                 .server_streaming(request, path, BytesCodec)
                 .await
                 .map_err(|s| from_status(&s))?;
-            Ok(streaming(response))
+            Ok(streaming(response, CancelOnDrop(None), None))
         })
     }
 
@@ -204,7 +248,9 @@ impl Outbound for GrpcOutbound {
         Box::pin(async move {
             let (meta, body) = request.into_parts();
             let (body, failure) = outgoing(body, limit);
-            let (request, path) = prepare(&meta, body)?;
+            let (mut request, path) = prepare(&meta, body)?;
+            // Dropping this future before the response arrives resets the call.
+            let _guard = CancelOnDrop(Some(request.cancellation_handle()));
             client
                 .ready()
                 .await
@@ -226,7 +272,9 @@ impl Outbound for GrpcOutbound {
         Box::pin(async move {
             let (meta, body) = request.into_parts();
             let (body, failure) = outgoing(body, limit);
-            let (request, path) = prepare(&meta, body)?;
+            let (mut request, path) = prepare(&meta, body)?;
+            // Dropping the response stream resets the call, even while requests are still open.
+            let guard = CancelOnDrop(Some(request.cancellation_handle()));
             client
                 .ready()
                 .await
@@ -235,14 +283,7 @@ impl Outbound for GrpcOutbound {
                 .streaming(request, path, BytesCodec)
                 .await
                 .map_err(|s| take_failure(&failure).unwrap_or_else(|| from_status(&s)))?;
-            let mut response = streaming(response);
-            // A request that failed locally surfaces as the response stream's last item.
-            let body = std::mem::replace(&mut response.body, Streaming::empty());
-            let tail = futures::stream::iter(
-                std::iter::from_fn(move || take_failure(&failure).map(Err)).take(1),
-            );
-            response.body = Streaming::new(body.chain(tail));
-            Ok(response)
+            Ok(streaming(response, guard, Some(failure)))
         })
     }
 }
