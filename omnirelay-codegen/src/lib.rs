@@ -97,22 +97,15 @@ pub fn generate(fds: &FileDescriptorSet, options: &Options) -> Result<Vec<Genera
     }
     let rt = &options.runtime_path;
     let mut extern_paths = options.extern_paths.clone();
-    if !extern_paths.iter().any(|(p, _)| p == ".google.protobuf") {
-        extern_paths.push((
-            ".google.protobuf".to_owned(),
-            format!("{rt}::__private::pbjson_types"),
-        ));
-    }
+    extern_paths.extend(well_known_extern_paths(fds, rt, &options.extern_paths));
 
     let mut config = prost_build::Config::new();
     config.prost_path(format!("{rt}::__private::prost"));
+    // prost's own well-known-type mapping (wrappers to primitives, Empty to `()`) would disagree
+    // with pbjson's; both are given the same explicit list instead.
+    config.compile_well_known_types();
     for (proto, rust) in &extern_paths {
-        // prost maps the well-known types itself; it is told where they live instead.
-        if proto == ".google.protobuf" {
-            config.prost_types_path(rust);
-        } else {
-            config.extern_path(proto, rust);
-        }
+        config.extern_path(proto, rust);
     }
     for (proto, attr) in &options.type_attributes {
         config.type_attribute(proto, attr);
@@ -124,9 +117,6 @@ pub fn generate(fds: &FileDescriptorSet, options: &Options) -> Result<Vec<Genera
     let requests = fds
         .file
         .iter()
-        .filter(|f| {
-            !f.package().starts_with("google.protobuf") || !is_extern(&extern_paths, f.package())
-        })
         .map(|f| (Module::from_protobuf_package_name(f.package()), f.clone()))
         .collect();
     let modules = config
@@ -150,12 +140,14 @@ pub fn generate(fds: &FileDescriptorSet, options: &Options) -> Result<Vec<Genera
         for (proto, rust) in &extern_paths {
             json.extern_path(proto, rust);
         }
+        // Types taken from elsewhere bring their own serde impls.
+        json.exclude(extern_paths.iter().map(|(proto, _)| proto.clone()));
         let outputs = json
             .generate(&["."], |_| Ok(Vec::<u8>::new()))
             .map_err(|e| Error(format!("pbjson-build failed: {e}")))?;
         for (package, bytes) in outputs {
             let package = package.to_string();
-            if is_extern(&extern_paths, &package) {
+            if bytes.is_empty() || is_extern(&extern_paths, &package) {
                 continue;
             }
             let module = Module::from_protobuf_package_name(&package);
@@ -165,6 +157,18 @@ pub fn generate(fds: &FileDescriptorSet, options: &Options) -> Result<Vec<Genera
             let entry = files.entry(name).or_insert_with(|| (module, String::new()));
             entry.1.push_str("// Proto3 JSON mapping (pbjson).\n");
             entry.1.push_str(&rewrite_json_paths(&text, rt));
+        }
+    }
+
+    // Packages with services carry their descriptors, for reflection and tooling.
+    for file in fds.file.iter().filter(|f| !f.service.is_empty()) {
+        let name = Module::from_protobuf_package_name(file.package())
+            .to_file_name_or(DEFAULT_PACKAGE_FILE);
+        if let Some((_, content)) = files.get_mut(&name)
+            && !content.contains(FDS_MARKER)
+        {
+            let encoded = package_descriptor_set(fds, file.package()).encode_to_vec();
+            content.push_str(&descriptor_const(file.package(), &encoded));
         }
     }
 
@@ -185,6 +189,116 @@ pub fn generate(fds: &FileDescriptorSet, options: &Options) -> Result<Vec<Genera
             .map(|(name, (_, content))| GeneratedFile { name, content }),
     );
     Ok(out)
+}
+
+/// Exact extern paths for every well-known type in `fds` that the user did not map: each goes to
+/// its `pbjson-types` twin (a prost message with proto3 JSON impls) through the runtime.
+///
+/// Types are mapped one by one because prost re-cases the segments of a package-level extern
+/// path (which would turn `__private` into `private`), but keeps an exact type path verbatim.
+fn well_known_extern_paths(
+    fds: &FileDescriptorSet,
+    rt: &str,
+    user: &[(String, String)],
+) -> Vec<(String, String)> {
+    fn walk(
+        proto_prefix: &str,
+        rust_prefix: &str,
+        messages: &[prost_types::DescriptorProto],
+        enums: &[prost_types::EnumDescriptorProto],
+        out: &mut Vec<(String, String)>,
+    ) {
+        for e in enums {
+            out.push((
+                format!("{proto_prefix}.{}", e.name()),
+                format!("{rust_prefix}::{}", ident::to_upper_camel(e.name())),
+            ));
+        }
+        for m in messages {
+            let proto = format!("{proto_prefix}.{}", m.name());
+            out.push((
+                proto.clone(),
+                format!("{rust_prefix}::{}", ident::to_upper_camel(m.name())),
+            ));
+            let module = format!(
+                "{rust_prefix}::{}",
+                ident::sanitize(&ident::to_snake(m.name()))
+            );
+            walk(&proto, &module, &m.nested_type, &m.enum_type, out);
+        }
+    }
+    let covered = |path: &str| {
+        user.iter()
+            .any(|(p, _)| path == p || path.starts_with(&format!("{p}.")))
+    };
+    let mut out = Vec::new();
+    for file in fds.file.iter().filter(|f| f.package() == "google.protobuf") {
+        let root = format!("{rt}::__private::pbjson_types");
+        walk(
+            ".google.protobuf",
+            &root,
+            &file.message_type,
+            &file.enum_type,
+            &mut out,
+        );
+    }
+    out.retain(|(path, _)| !covered(path));
+    out.sort();
+    out.dedup();
+    out
+}
+
+const FDS_MARKER: &str = "pub const FILE_DESCRIPTOR_SET: &[u8]";
+
+/// The files of `package` and everything they import, in dependency order.
+fn package_descriptor_set(fds: &FileDescriptorSet, package: &str) -> FileDescriptorSet {
+    let mut wanted: Vec<&str> = fds
+        .file
+        .iter()
+        .filter(|f| f.package() == package)
+        .map(|f| f.name())
+        .collect();
+    let mut i = 0;
+    while i < wanted.len() {
+        if let Some(file) = fds.file.iter().find(|f| f.name() == wanted[i]) {
+            for dep in &file.dependency {
+                if !wanted.contains(&dep.as_str()) {
+                    wanted.push(dep);
+                }
+            }
+        }
+        i += 1;
+    }
+    FileDescriptorSet {
+        file: fds
+            .file
+            .iter()
+            .filter(|f| wanted.contains(&f.name()))
+            .cloned()
+            .collect(),
+    }
+}
+
+/// `pub const FILE_DESCRIPTOR_SET` holding `encoded` as a byte-string literal.
+fn descriptor_const(package: &str, encoded: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut out = format!(
+        "/// The encoded `FileDescriptorSet` of package `{package}` and its imports, for reflection and tooling.\n{FDS_MARKER} = b\""
+    );
+    for &byte in encoded {
+        match byte {
+            b'"' | b'\\' => {
+                out.push('\\');
+                out.push(byte as char);
+            }
+            0x20..=0x7e => out.push(byte as char),
+            _ => {
+                let _ = write!(out, "\\x{byte:02x}");
+            }
+        }
+    }
+    out.push_str("\";\n");
+    out
 }
 
 fn is_extern(extern_paths: &[(String, String)], package: &str) -> bool {

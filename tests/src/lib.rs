@@ -148,3 +148,9 @@ pub fn grpc_request(
         .body(Full::new(body))
         .expect("valid request")
 }
+
+/// Code generated from `proto/wkt_test.proto` through the include file.
+#[allow(missing_docs)]
+pub mod generated {
+    include!(concat!(env!("OUT_DIR"), "/wkt_include.rs"));
+}
