@@ -224,3 +224,32 @@ async fn grpc_message_is_percent_encoded() {
     );
     assert_eq!(response.grpc_message(), "50% ☺\n");
 }
+
+#[tokio::test]
+async fn grpc_health_check_is_served() {
+    let h = echo_server().await;
+    let path = "/grpc.health.v1.Health/Check";
+    // HealthCheckRequest{service: ""} is the empty message; SERVING is field 1 = 1.
+    let response = raw_h2(
+        h.addr,
+        grpc_request(h.addr, path, "application/grpc", grpc_frame(b"")),
+    )
+    .await;
+    assert_eq!(response.grpc_status(), Some(0));
+    assert_eq!(&response.body[5..], b"\x08\x01");
+    // The dispatcher's own name is known too; another service is not found.
+    let known = [&[0x0a, 12][..], b"test-service"].concat();
+    let response = raw_h2(
+        h.addr,
+        grpc_request(h.addr, path, "application/grpc", grpc_frame(&known)),
+    )
+    .await;
+    assert_eq!(&response.body[5..], b"\x08\x01");
+    let unknown = [&[0x0a, 5][..], b"other"].concat();
+    let response = raw_h2(
+        h.addr,
+        grpc_request(h.addr, path, "application/grpc", grpc_frame(&unknown)),
+    )
+    .await;
+    assert_eq!(response.grpc_status(), Some(Code::NotFound.as_i32()));
+}

@@ -21,33 +21,52 @@
 //! (each inbound drains up to its drain timeout) and returns when every inbound is closed.
 
 mod client;
+mod health;
 mod transport;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 pub use client::{CallOptions, Client, ClientConfig};
+pub use health::HEALTH_CHECK;
 pub use transport::{Inbound, Outbound};
 
 use crate::error::{Error, Result};
 use crate::meta::Transport;
 use crate::procedure::{IntoProcedures, ProcedureSpec, Registry};
 
-/// What an inbound needs from its dispatcher: the service name and the procedures.
+/// What an inbound needs from its dispatcher: the service name, the procedures and whether the
+/// dispatcher is draining.
 #[derive(Debug)]
 pub struct InboundContext {
     service: String,
     registry: Registry,
+    draining: Arc<AtomicBool>,
 }
 
 impl InboundContext {
     /// A context for `service` serving `registry`; dispatchers build this, tests may too.
-    pub fn new(service: impl Into<String>, registry: Registry) -> Self {
-        InboundContext {
-            service: service.into(),
-            registry,
+    ///
+    /// Unless `registry` already has one, the `grpc.health.v1.Health::Check` procedure is added.
+    pub fn new(service: impl Into<String>, mut registry: Registry) -> Self {
+        let service = service.into();
+        let draining = Arc::new(AtomicBool::new(false));
+        if registry.lookup(HEALTH_CHECK).is_none() {
+            // Cannot conflict: the name was just looked up.
+            let _ = registry.register(health::health_procedure(&service, draining.clone()));
         }
+        InboundContext {
+            service,
+            registry,
+            draining,
+        }
+    }
+
+    /// Whether the dispatcher is stopping: inbounds refuse new calls and report not serving.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
     }
 
     /// The dispatcher's service name.
@@ -248,6 +267,7 @@ impl Dispatcher {
             }
             state.status = Status::Draining;
         }
+        self.context.draining.store(true, Ordering::Release);
         let results = futures::future::join_all(self.inbounds.iter().map(|i| i.stop())).await;
         self.lock().status = Status::Stopped;
         results.into_iter().collect::<Result<Vec<()>>>().map(|_| ())
