@@ -74,7 +74,10 @@ mod tests {
             service: service.into(),
         }
         .encode_to_vec();
-        let request = Request::new(RequestMeta::new("c", "svc", HEALTH_CHECK), Bytes::from(body));
+        let request = Request::new(
+            RequestMeta::new("c", "svc", HEALTH_CHECK),
+            Bytes::from(body),
+        );
         let response = handler.handle(request).await?;
         Ok(HealthCheckResponse::decode(response.body).unwrap().status)
     }
@@ -85,7 +88,10 @@ mod tests {
         let spec = health_procedure("svc", draining.clone());
         assert_eq!(check(&spec, "").await.unwrap(), SERVING);
         assert_eq!(check(&spec, "svc").await.unwrap(), SERVING);
-        assert_eq!(check(&spec, "x").await.unwrap_err().code(), crate::Code::NotFound);
+        assert_eq!(
+            check(&spec, "x").await.unwrap_err().code(),
+            crate::Code::NotFound
+        );
         draining.store(true, Ordering::Release);
         assert_eq!(check(&spec, "").await.unwrap(), NOT_SERVING);
     }

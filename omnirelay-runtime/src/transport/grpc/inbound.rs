@@ -294,8 +294,20 @@ async fn first_message(requests: &mut ByteStream) -> Result<Bytes> {
         .ok_or_else(|| Error::invalid_argument("the request carried no message"))
 }
 
+/// The request stream as the handler reads it. A body that ends inside a frame is the caller's
+/// bad input: tonic calls it `internal`, OmniRelay `invalid-argument`.
 fn inbound_stream(stream: tonic::Streaming<Bytes>) -> ByteStream {
-    Streaming::new(stream.map(|item| item.map_err(|status| from_status(&status))))
+    Streaming::new(stream.map(|item| {
+        item.map_err(|status| {
+            if status.code() == tonic::Code::Internal
+                && status.message().starts_with("Unexpected EOF")
+            {
+                Error::invalid_argument("truncated gRPC frame: the request ended inside a message")
+            } else {
+                from_status(&status)
+            }
+        })
+    }))
 }
 
 async fn dispatch(
