@@ -107,6 +107,44 @@ impl Builder {
         self
     }
 
+    /// Map fields under these proto paths (`.` for all) become `BTreeMap`s (sorted, so their
+    /// encoding is deterministic) instead of `HashMap`s.
+    pub fn btree_map<I, S>(mut self, paths: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.options
+            .btree_maps
+            .extend(paths.into_iter().map(Into::into));
+        self
+    }
+
+    /// `bytes` fields under these proto paths (`.` for all) become `bytes::Bytes` instead of
+    /// `Vec<u8>`.
+    pub fn bytes<I, S>(mut self, paths: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.options.bytes.extend(paths.into_iter().map(Into::into));
+        self
+    }
+
+    /// Generate the well-known types (`google.protobuf.*`) like any other package, instead of
+    /// taking them from `pbjson-types` through the runtime (default `false`).
+    pub fn compile_well_known_types(mut self, enabled: bool) -> Self {
+        self.options.compile_well_known_types = enabled;
+        self
+    }
+
+    /// Embed `FILE_DESCRIPTOR_SET` (the package's files and imports) in each package with
+    /// services (default `true`).
+    pub fn descriptor_consts(mut self, enabled: bool) -> Self {
+        self.options.descriptor_consts = enabled;
+        self
+    }
+
     /// Whether to emit server traits and registration values (default `true`).
     pub fn build_server(mut self, enabled: bool) -> Self {
         self.options.server = enabled;
@@ -161,6 +199,9 @@ impl Builder {
         protos: &[impl AsRef<Path>],
         includes: &[impl AsRef<Path>],
     ) -> Result<(), Error> {
+        for proto in protos {
+            reject_editions(proto.as_ref())?;
+        }
         let fds = protox::compile(protos, includes)
             .map_err(|e| Error(format!("cannot compile the .proto files: {e}")))?;
         if self
@@ -208,6 +249,42 @@ impl Builder {
         }
         Ok(())
     }
+}
+
+/// Fails with one clear error for a file in protobuf editions syntax, which protox cannot parse
+/// and the generator does not support yet: the first statement is `edition = "...";`.
+fn reject_editions(path: &Path) -> Result<(), Error> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        // Unreadable files get protox's error, which names the path.
+        return Ok(());
+    };
+    let mut rest = text.as_str();
+    loop {
+        rest = rest.trim_start();
+        if let Some(after) = rest.strip_prefix("//") {
+            rest = after.split_once('\n').map_or("", |(_, r)| r);
+        } else if let Some(after) = rest.strip_prefix("/*") {
+            rest = after.split_once("*/").map_or("", |(_, r)| r);
+        } else {
+            break;
+        }
+    }
+    if let Some(statement) = rest.strip_prefix("edition") {
+        let value = statement
+            .trim_start()
+            .trim_start_matches('=')
+            .trim()
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .trim_matches(['"', '\'']);
+        return Err(Error(format!(
+            "{}: protobuf editions (edition {value}) are not supported yet; use syntax = \"proto3\" or \"proto2\"",
+            path.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Writes `content` unless the file already holds it, so Cargo does not rebuild needlessly.

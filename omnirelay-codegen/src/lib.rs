@@ -9,10 +9,14 @@
 //! Both front ends call [`generate`] with the same [`Options`], so their output is byte-identical
 //! for the same input.
 
+mod comments;
 pub mod ident;
+mod json;
+mod names;
 mod service;
+mod text;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use prost::Message as _;
 use prost_build::Module;
@@ -32,6 +36,10 @@ pub struct Options {
     pub type_attributes: Vec<(String, String)>,
     /// `(proto path, attribute)` pairs added to matching fields.
     pub field_attributes: Vec<(String, String)>,
+    /// Proto paths (`.` for all) whose map fields are `BTreeMap`s instead of `HashMap`s.
+    pub btree_maps: Vec<String>,
+    /// Proto paths (`.` for all) whose `bytes` fields are `bytes::Bytes` instead of `Vec<u8>`.
+    pub bytes: Vec<String>,
     /// Emit server traits and registration values.
     pub server: bool,
     /// Emit typed clients.
@@ -40,6 +48,16 @@ pub struct Options {
     pub json: bool,
     /// Also emit a file of this name that mounts every package as nested modules.
     pub include_file: Option<String>,
+    /// Embed `FILE_DESCRIPTOR_SET` (the package's files and imports, encoded) in each package
+    /// that has services.
+    pub descriptor_consts: bool,
+    /// Generate the well-known types (`google.protobuf.*`) like any other package instead of
+    /// taking them from `pbjson-types` through the runtime.
+    pub compile_well_known_types: bool,
+    /// Write only these proto packages (`""` for files without a package); `None` writes every
+    /// package with generated code. The protoc plugin sets it to the packages of the files it
+    /// was asked to generate; the other files only inform the generator.
+    pub packages: Option<Vec<String>>,
 }
 
 impl Default for Options {
@@ -49,10 +67,15 @@ impl Default for Options {
             extern_paths: Vec::new(),
             type_attributes: Vec::new(),
             field_attributes: Vec::new(),
+            btree_maps: Vec::new(),
+            bytes: Vec::new(),
             server: true,
             client: true,
             json: true,
             include_file: None,
+            descriptor_consts: true,
+            compile_well_known_types: false,
+            packages: None,
         }
     }
 }
@@ -78,7 +101,18 @@ impl std::fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-const DEFAULT_PACKAGE_FILE: &str = "_";
+/// The file that holds the code of `.proto` files without a `package` (a name no package can
+/// have, since package names have no `-`).
+pub const NO_PACKAGE_FILE: &str = "no-package.rs";
+
+/// The name of the file generated for `package`: `sample.v1.rs`, or [`NO_PACKAGE_FILE`].
+pub fn file_name_for_package(package: &str) -> String {
+    if package.is_empty() {
+        NO_PACKAGE_FILE.to_owned()
+    } else {
+        format!("{package}.rs")
+    }
+}
 
 /// Generates code for every file in `fds` (well-known types excepted: they map to
 /// `pbjson-types` through the runtime unless an `extern_path` says otherwise).
@@ -87,6 +121,29 @@ const DEFAULT_PACKAGE_FILE: &str = "_";
 /// A file using a feature the generator does not support (protobuf editions), or a failure
 /// inside prost-build or pbjson-build, with the file named.
 pub fn generate(fds: &FileDescriptorSet, options: &Options) -> Result<Vec<GeneratedFile>, Error> {
+    // prost-build and pbjson-build panic on some inputs; a panic must not take down protoc or a
+    // build script with a backtrace, so it becomes an error naming the files.
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        generate_unchecked(fds, options)
+    }));
+    outcome.unwrap_or_else(|panic| {
+        let reason = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_owned());
+        let files: Vec<&str> = fds.file.iter().map(|f| f.name()).collect();
+        Err(Error(format!(
+            "the generator failed on {}: {reason}",
+            files.join(", ")
+        )))
+    })
+}
+
+fn generate_unchecked(
+    fds: &FileDescriptorSet,
+    options: &Options,
+) -> Result<Vec<GeneratedFile>, Error> {
     for file in &fds.file {
         if file.syntax() == "editions" {
             return Err(Error(format!(
@@ -97,7 +154,9 @@ pub fn generate(fds: &FileDescriptorSet, options: &Options) -> Result<Vec<Genera
     }
     let rt = &options.runtime_path;
     let mut extern_paths = options.extern_paths.clone();
-    extern_paths.extend(well_known_extern_paths(fds, rt, &options.extern_paths));
+    if !options.compile_well_known_types {
+        extern_paths.extend(well_known_extern_paths(fds, rt, &options.extern_paths));
+    }
 
     let mut config = prost_build::Config::new();
     config.prost_path(format!("{rt}::__private::prost"));
@@ -113,58 +172,61 @@ pub fn generate(fds: &FileDescriptorSet, options: &Options) -> Result<Vec<Genera
     for (proto, attr) in &options.field_attributes {
         config.field_attribute(proto, attr);
     }
-    config.service_generator(Box::new(OmniRelayServiceGenerator::new(options.clone())));
-    let requests = fds
+    config.btree_map(&options.btree_maps);
+    config.bytes(&options.bytes);
+    config.service_generator(Box::new(OmniRelayServiceGenerator::for_descriptors(
+        options.clone(),
+        fds,
+    )));
+    let mut documented = fds.clone();
+    comments::sanitize_descriptors(&mut documented);
+    let requests = documented
         .file
-        .iter()
-        .map(|f| (Module::from_protobuf_package_name(f.package()), f.clone()))
+        .into_iter()
+        .map(|f| (Module::from_protobuf_package_name(f.package()), f))
         .collect();
     let modules = config
         .generate(requests)
         .map_err(|e| Error(format!("prost-build failed: {e}")))?;
 
-    let mut files: BTreeMap<String, (Module, String)> = modules
-        .into_iter()
-        .map(|(module, content)| {
-            (
-                module.to_file_name_or(DEFAULT_PACKAGE_FILE),
-                (module, content),
-            )
-        })
+    // Generated code per package, keyed by the proto package name ("" for no package).
+    let packages: HashMap<Module, &str> = fds
+        .file
+        .iter()
+        .map(|f| (Module::from_protobuf_package_name(f.package()), f.package()))
         .collect();
+    let mut files: BTreeMap<String, (Module, String)> = BTreeMap::new();
+    for (module, content) in modules {
+        let package = packages
+            .get(&module)
+            .copied()
+            .unwrap_or_default()
+            .to_owned();
+        files.insert(package, (module, content));
+    }
 
     if options.json {
-        let mut json = pbjson_build::Builder::new();
-        json.register_descriptors(&fds.encode_to_vec())
-            .map_err(|e| Error(format!("pbjson-build cannot read the descriptors: {e}")))?;
-        for (proto, rust) in &extern_paths {
-            json.extern_path(proto, rust);
-        }
-        // Types taken from elsewhere bring their own serde impls.
-        json.exclude(extern_paths.iter().map(|(proto, _)| proto.clone()));
-        let outputs = json
-            .generate(&["."], |_| Ok(Vec::<u8>::new()))
-            .map_err(|e| Error(format!("pbjson-build failed: {e}")))?;
-        for (package, bytes) in outputs {
-            let package = package.to_string();
-            if bytes.is_empty() || is_extern(&extern_paths, &package) {
-                continue;
-            }
-            let module = Module::from_protobuf_package_name(&package);
-            let name = module.to_file_name_or(DEFAULT_PACKAGE_FILE);
-            let text = String::from_utf8(bytes)
-                .map_err(|_| Error(format!("pbjson-build wrote non-UTF-8 code for {package}")))?;
-            let entry = files.entry(name).or_insert_with(|| (module, String::new()));
+        for (package, text) in json::generate(fds, &extern_paths, options)? {
+            let entry = files
+                .entry(package.clone())
+                .or_insert_with(|| (Module::from_protobuf_package_name(&package), String::new()));
             entry.1.push_str("// Proto3 JSON mapping (pbjson).\n");
-            entry.1.push_str(&rewrite_json_paths(&text, rt));
+            entry.1.push_str(&text);
         }
     }
 
+    names::rename_clashing_nested_modules(fds, &mut files);
+    if let Some(wanted) = &options.packages {
+        files.retain(|package, _| wanted.contains(package));
+    }
+
     // Packages with services carry their descriptors, for reflection and tooling.
-    for file in fds.file.iter().filter(|f| !f.service.is_empty()) {
-        let name = Module::from_protobuf_package_name(file.package())
-            .to_file_name_or(DEFAULT_PACKAGE_FILE);
-        if let Some((_, content)) = files.get_mut(&name)
+    for file in fds
+        .file
+        .iter()
+        .filter(|f| options.descriptor_consts && !f.service.is_empty())
+    {
+        if let Some((_, content)) = files.get_mut(file.package())
             && !content.contains(FDS_MARKER)
         {
             let encoded = package_descriptor_set(fds, file.package()).encode_to_vec();
@@ -174,19 +236,22 @@ pub fn generate(fds: &FileDescriptorSet, options: &Options) -> Result<Vec<Genera
 
     let mut out: Vec<GeneratedFile> = Vec::with_capacity(files.len() + 1);
     if let Some(include) = &options.include_file {
+        let entries: Vec<(Module, String)> = files
+            .iter()
+            .map(|(package, (module, _))| (module.clone(), file_name_for_package(package)))
+            .collect();
         out.push(GeneratedFile {
             name: include.clone(),
-            content: include_file(
-                files
-                    .iter()
-                    .map(|(name, (module, _))| (module, name.as_str())),
-            ),
+            content: include_file(&entries),
         });
     }
     out.extend(
         files
             .into_iter()
-            .map(|(name, (_, content))| GeneratedFile { name, content }),
+            .map(|(package, (_, content))| GeneratedFile {
+                name: file_name_for_package(&package),
+                content,
+            }),
     );
     Ok(out)
 }
@@ -301,54 +366,16 @@ fn descriptor_const(package: &str, encoded: &[u8]) -> String {
     out
 }
 
-fn is_extern(extern_paths: &[(String, String)], package: &str) -> bool {
-    let dotted = format!(".{package}");
-    extern_paths
-        .iter()
-        .any(|(p, _)| dotted == *p || dotted.starts_with(&format!("{p}.")))
-}
-
-/// Points pbjson's `serde::` and `pbjson::` paths (bare or `::`-rooted) at the runtime's
-/// re-exports.
-fn rewrite_json_paths(text: &str, rt: &str) -> String {
-    let mut text = text.to_owned();
-    for krate in ["serde", "pbjson"] {
-        let needle = format!("{krate}::");
-        let mut out = String::with_capacity(text.len() + text.len() / 8);
-        let mut rest = text.as_str();
-        while let Some(pos) = rest.find(&needle) {
-            let head = &rest[..pos];
-            let before = head.chars().next_back();
-            let rooted = head.ends_with("::")
-                && !head[..head.len() - 2].ends_with(|c: char| c.is_alphanumeric() || c == '_');
-            let bare = !matches!(before, Some(c) if c == ':' || c == '_' || c.is_alphanumeric());
-            if rooted {
-                out.push_str(&head[..head.len() - 2]);
-            } else {
-                out.push_str(head);
-            }
-            if rooted || bare {
-                out.push_str(rt);
-                out.push_str("::__private::");
-            }
-            out.push_str(&needle);
-            rest = &rest[pos + needle.len()..];
-        }
-        out.push_str(rest);
-        text = out;
-    }
-    text
-}
-
-/// A file that mounts each generated package file as nested `pub mod`s.
-fn include_file<'a>(files: impl Iterator<Item = (&'a Module, &'a str)>) -> String {
+/// A file that mounts each generated package file as nested `pub mod`s, package-less code at
+/// the root. Module names are prost's (so `sample.type.v1` is `sample::r#type::v1`), which is how
+/// the generated code refers across packages.
+fn include_file(files: &[(Module, String)]) -> String {
+    let mut sorted: Vec<&(Module, String)> = files.iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
     let mut out = String::from("// This file is @generated by omnirelay-codegen.\n");
-    let mut stack: Vec<String> = Vec::new();
-    for (module, file) in files {
-        let parts: Vec<String> = module
-            .parts()
-            .map(|p| service::ident(p).to_string())
-            .collect();
+    let mut stack: Vec<&str> = Vec::new();
+    for (module, file) in sorted {
+        let parts: Vec<&str> = module.parts().collect();
         let common = stack.iter().zip(&parts).take_while(|(a, b)| a == b).count();
         while stack.len() > common {
             stack.pop();
@@ -358,7 +385,7 @@ fn include_file<'a>(files: impl Iterator<Item = (&'a Module, &'a str)>) -> Strin
         for part in &parts[common..] {
             out.push_str(&"    ".repeat(stack.len()));
             out.push_str(&format!("pub mod {part} {{\n"));
-            stack.push(part.clone());
+            stack.push(part);
         }
         out.push_str(&"    ".repeat(stack.len()));
         out.push_str(&format!("include!({file:?});\n"));
@@ -369,20 +396,4 @@ fn include_file<'a>(files: impl Iterator<Item = (&'a Module, &'a str)>) -> Strin
         out.push_str("}\n");
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn json_paths_point_at_the_runtime() {
-        let text = "impl serde::Serialize for X { fn f() -> ::pbjson::private::Y; pbjson::a(); my_serde::x; a::serde::b; }";
-        let out = rewrite_json_paths(text, "::omnirelay");
-        assert_eq!(
-            out,
-            "impl ::omnirelay::__private::serde::Serialize for X { fn f() -> ::omnirelay::__private::pbjson::private::Y; \
-             ::omnirelay::__private::pbjson::a(); my_serde::x; a::serde::b; }"
-        );
-    }
 }

@@ -14,6 +14,8 @@
 //!
 //! [`Streaming`]: https://docs.rs/omnirelay-runtime
 
+use std::collections::{HashMap, HashSet};
+
 use proc_macro2::{Ident, Span, TokenStream};
 use prost_build::{Comments, Method, Service};
 use quote::{format_ident, quote};
@@ -22,15 +24,43 @@ use crate::Options;
 use crate::ident::{sanitize, to_screaming_snake, to_snake};
 
 /// Generates OmniRelay glue for each service prost hands it.
+///
+/// Item names never collide with what prost generates in the same package: a name already taken
+/// by a message, an enum, a nested-type module or a sub-package module (or by glue of an earlier
+/// service) gets `Rpc` appended (`_rpc` for modules) until it is free. So message `EchoClient`
+/// beside service `Echo` makes the client `EchoClientRpc`.
 #[derive(Debug, Clone)]
 pub struct OmniRelayServiceGenerator {
     options: Options,
+    taken: HashMap<String, HashSet<String>>,
 }
 
 impl OmniRelayServiceGenerator {
-    /// A generator with the given options.
+    /// A generator with the given options, knowing nothing of the packages' other names (for use
+    /// inside a hand-made prost-build `Config`).
     pub fn new(options: Options) -> Self {
-        OmniRelayServiceGenerator { options }
+        OmniRelayServiceGenerator {
+            options,
+            taken: HashMap::new(),
+        }
+    }
+
+    /// A generator that avoids the Rust names prost generates for `fds`' packages.
+    pub fn for_descriptors(options: Options, fds: &prost_types::FileDescriptorSet) -> Self {
+        OmniRelayServiceGenerator {
+            options,
+            taken: crate::names::taken_names(fds),
+        }
+    }
+
+    fn allocate(&mut self, package: &str, base: String, module: bool) -> Ident {
+        let taken = self.taken.entry(package.to_owned()).or_default();
+        let mut name = base;
+        while taken.contains(&name) {
+            name.push_str(if module { "_rpc" } else { "Rpc" });
+        }
+        taken.insert(name.clone());
+        ident(&name)
     }
 }
 
@@ -47,27 +77,16 @@ fn path(text: &str) -> TokenStream {
         .unwrap_or_else(|e| panic!("prost produced an unparsable type path {text:?}: {e}"))
 }
 
-/// Proto comments as rustdoc. Every line is kept, but leading indentation is dropped (so no
-/// indented line becomes a doctest) and code fences are marked `text`.
+/// Proto comments as rustdoc lines, rendered exactly as prost renders them for messages
+/// (the comments were already made rustdoc-safe, see `comments.rs`).
 pub(crate) fn doc_lines(comments: &Comments) -> Vec<String> {
-    let mut out = Vec::new();
-    for line in comments.leading.iter().flat_map(|c| c.lines()) {
-        let trimmed = line.trim();
-        if let Some(rest) = trimmed.strip_prefix("```") {
-            if rest.trim().is_empty() {
-                out.push(" ```text".to_owned());
-            } else {
-                out.push(" ```".to_owned());
-            }
-        } else {
-            out.push(format!(" {trimmed}"));
-        }
-    }
-    // An odd number of fences would leave the rest of the doc inside a code block.
-    if out.iter().filter(|l| l.starts_with(" ```")).count() % 2 == 1 {
-        out.push(" ```".to_owned());
-    }
-    out
+    let mut rendered = String::new();
+    comments.append_with_indent(0, &mut rendered);
+    rendered
+        .lines()
+        .filter_map(|line| line.strip_prefix("///"))
+        .map(str::to_owned)
+        .collect()
 }
 
 fn docs(lines: &[String]) -> TokenStream {
@@ -92,29 +111,46 @@ impl prost_build::ServiceGenerator for OmniRelayServiceGenerator {
 }
 
 impl OmniRelayServiceGenerator {
-    fn service_glue(&self, service: &Service) -> TokenStream {
+    fn service_glue(&mut self, service: &Service) -> TokenStream {
         let rt = path(&self.options.runtime_path);
         let full_service = if service.package.is_empty() {
             service.proto_name.clone()
         } else {
             format!("{}.{}", service.package, service.proto_name)
         };
-        let trait_name = ident(&service.name);
-        let procedures_name = format_ident!("{}Procedures", service.name);
-        let client_name = format_ident!("{}Client", service.name);
-        let names_mod = format_ident!("{}_names", to_snake(&service.name));
+        let package = service.package.clone();
+        let base = service.name.trim_end_matches('_').to_owned();
+        let trait_name = self.allocate(&package, service.name.clone(), false);
+        let procedures_name = self.allocate(&package, format!("{base}Procedures"), false);
+        let client_name = self.allocate(&package, format!("{base}Client"), false);
+        let names_mod = self.allocate(&package, format!("{}_names", to_snake(&base)), true);
         let service_docs = doc_lines(&service.comments);
 
+        // Method and constant names are unique within the service (rpcs `Get` and `get`, or
+        // `Get` and `GetWith`, would otherwise collide) and never shadow the client's own
+        // methods or the `SERVICE` constant: a clash appends `_`.
+        let mut fns: HashSet<String> = ["new", "with_encoding"].map(String::from).into();
+        let mut consts: HashSet<String> = HashSet::from(["SERVICE".to_owned()]);
         let methods: Vec<MethodNames<'_>> = service
             .methods
             .iter()
             .map(|m| {
-                let snake = to_snake(&m.proto_name);
+                let mut snake = to_snake(&m.proto_name);
+                while fns.contains(&sanitize(&snake)) || fns.contains(&format!("{snake}_with")) {
+                    snake.push('_');
+                }
+                fns.insert(sanitize(&snake));
+                fns.insert(format!("{snake}_with"));
+                let mut constant = to_screaming_snake(&m.proto_name);
+                while consts.contains(&constant) {
+                    constant.push('_');
+                }
+                consts.insert(constant.clone());
                 MethodNames {
                     method: m,
                     fn_name: ident(&snake),
                     with_name: format_ident!("{}_with", snake),
-                    constant: format_ident!("{}", to_screaming_snake(&m.proto_name)),
+                    constant: format_ident!("{}", constant),
                     input: path(&m.input_type),
                     output: path(&m.output_type),
                     docs: docs(&doc_lines(&m.comments)),
@@ -192,6 +228,12 @@ impl OmniRelayServiceGenerator {
                     -> impl ::core::future::Future<Output = #rt::Result<#response>> + ::core::marker::Send;
             }
         });
+        // A service without methods still reads its field (no dead-code warning).
+        let take_service = if methods.is_empty() {
+            quote! { let _ = self.service; }
+        } else {
+            quote! { let service = self.service; }
+        };
         let registrations = methods.iter().map(|m| {
             let MethodNames {
                 fn_name,
@@ -210,7 +252,7 @@ impl OmniRelayServiceGenerator {
             };
             quote! {
                 {
-                    let service = self.service.clone();
+                    let service = service.clone();
                     #rt::procedure::typed::#ctor(
                         #names_mod::#constant,
                         #rt::codec::ProtoJsonCodec,
@@ -256,6 +298,7 @@ impl OmniRelayServiceGenerator {
 
             impl<T: #trait_name> #rt::IntoProcedures for #procedures_name<T> {
                 fn into_procedures(self) -> ::std::vec::Vec<#rt::ProcedureSpec> {
+                    #take_service
                     ::std::vec![ #(#registrations),* ]
                 }
             }
