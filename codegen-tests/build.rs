@@ -179,6 +179,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cases = manifest.join("../codegen-tests/cases");
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     println!("cargo:rerun-if-changed={}", cases.display());
+    // `.ci/protoc-cases.sh` replays every case through real protoc from this manifest:
+    // name, parameter and files to generate, tab-separated.
+    let mut manifest = String::new();
     for case in CASES {
         let files: Vec<PathBuf> = case.files.iter().map(|f| cases.join(f)).collect();
         for file in &files {
@@ -192,8 +195,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         if let Err(err) = builder.compile(&files, &[&cases]) {
             std::fs::write(out.join(format!("{}.error", case.name)), err.to_string())?;
         }
-        run_plugin(case, &cases, &out)?;
+        let generated = run_plugin(case, &cases, &out)?;
+        manifest.push_str(&format!(
+            "{}\t{}\t{}\n",
+            case.name,
+            case.parameter,
+            generated.join(" ")
+        ));
     }
+    std::fs::write(out.join("cases.txt"), manifest)?;
     Ok(())
 }
 
@@ -205,8 +215,13 @@ fn reset(dir: &Path) -> std::io::Result<()> {
 }
 
 /// Builds the request protoc would send (files to generate plus every import, with source info)
-/// and runs the plugin library on its encoded form, as the binary does.
-fn run_plugin(case: &Case, cases: &Path, out: &Path) -> Result<(), Box<dyn std::error::Error>> {
+/// and runs the plugin library on its encoded form, as the binary does. Returns the files to
+/// generate it used.
+fn run_plugin(
+    case: &Case,
+    cases: &Path,
+    out: &Path,
+) -> Result<Vec<String>, Box<dyn std::error::Error>> {
     let dir = out.join(format!("{}.plugin", case.name));
     reset(&dir)?;
     let error_file = out.join(format!("{}.plugin.error", case.name));
@@ -217,11 +232,11 @@ fn run_plugin(case: &Case, cases: &Path, out: &Path) -> Result<(), Box<dyn std::
             // protox cannot parse editions; build the descriptor protoc 27+ would send.
             let response = protoc_gen_omnirelay_rust::run_encoded(&editions_request(case.files[0]));
             std::fs::write(error_file, response.error.unwrap_or_default())?;
-            return Ok(());
+            return Ok(case.files.iter().map(|f| f.to_string()).collect());
         }
         Err(err) => {
             std::fs::write(error_file, err.to_string())?;
-            return Ok(());
+            return Ok(case.files.iter().map(|f| f.to_string()).collect());
         }
     };
     let mut file_to_generate: Vec<String> = case.files.iter().map(|f| f.to_string()).collect();
@@ -235,7 +250,7 @@ fn run_plugin(case: &Case, cases: &Path, out: &Path) -> Result<(), Box<dyn std::
         );
     }
     let request = CodeGeneratorRequest {
-        file_to_generate,
+        file_to_generate: file_to_generate.clone(),
         parameter: Some(case.parameter.to_owned()),
         proto_file: fds.file,
         ..Default::default()
@@ -243,12 +258,12 @@ fn run_plugin(case: &Case, cases: &Path, out: &Path) -> Result<(), Box<dyn std::
     let response = protoc_gen_omnirelay_rust::run_encoded(&request.encode_to_vec());
     if let Some(err) = response.error {
         std::fs::write(error_file, err)?;
-        return Ok(());
+        return Ok(file_to_generate);
     }
     for file in response.file {
         std::fs::write(dir.join(file.name()), file.content())?;
     }
-    Ok(())
+    Ok(file_to_generate)
 }
 
 /// The request protoc 27+ sends for a file in edition 2023: `syntax = "editions"` and field 14

@@ -315,7 +315,8 @@ fn well_known_extern_paths(
 
 const FDS_MARKER: &str = "pub const FILE_DESCRIPTOR_SET: &[u8]";
 
-/// The files of `package` and everything they import, in dependency order.
+/// The files of `package` and everything they import, in dependency order, without source
+/// info (comments and spans are not needed for reflection, and differ between parsers).
 fn package_descriptor_set(fds: &FileDescriptorSet, package: &str) -> FileDescriptorSet {
     let mut wanted: Vec<&str> = fds
         .file
@@ -339,9 +340,47 @@ fn package_descriptor_set(fds: &FileDescriptorSet, package: &str) -> FileDescrip
             .file
             .iter()
             .filter(|f| wanted.contains(&f.name()))
-            .cloned()
+            .map(normalized)
             .collect(),
     }
+}
+
+/// A file descriptor as embedded: no source info, and no empty options messages (protoc writes
+/// `options {}` for an rpc declared with an empty body, protox omits it; both mean the same).
+fn normalized(file: &prost_types::FileDescriptorProto) -> prost_types::FileDescriptorProto {
+    fn clear<T: Default + PartialEq>(options: &mut Option<T>) {
+        if options.as_ref().is_some_and(|o| *o == T::default()) {
+            *options = None;
+        }
+    }
+    fn message(m: &mut prost_types::DescriptorProto) {
+        clear(&mut m.options);
+        m.field.iter_mut().for_each(|f| clear(&mut f.options));
+        m.extension.iter_mut().for_each(|f| clear(&mut f.options));
+        m.oneof_decl.iter_mut().for_each(|o| clear(&mut o.options));
+        m.enum_type.iter_mut().for_each(enumeration);
+        m.nested_type.iter_mut().for_each(message);
+    }
+    fn enumeration(e: &mut prost_types::EnumDescriptorProto) {
+        clear(&mut e.options);
+        e.value.iter_mut().for_each(|v| clear(&mut v.options));
+    }
+    let mut file = file.clone();
+    file.source_code_info = None;
+    clear(&mut file.options);
+    file.message_type.iter_mut().for_each(message);
+    file.enum_type.iter_mut().for_each(enumeration);
+    file.extension
+        .iter_mut()
+        .for_each(|f| clear(&mut f.options));
+    for service in &mut file.service {
+        clear(&mut service.options);
+        service
+            .method
+            .iter_mut()
+            .for_each(|m| clear(&mut m.options));
+    }
+    file
 }
 
 /// `pub const FILE_DESCRIPTOR_SET` holding `encoded` as a byte-string literal.
