@@ -171,6 +171,12 @@ const CASES: &[Case] = &[
         builder: base,
         parameter: BASE,
     },
+    Case {
+        name: "c01",
+        files: &["own/C01_hostile_comments.proto"],
+        builder: base,
+        parameter: BASE,
+    },
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -45,4 +45,5 @@ cases!(
     b17_hash_bytes,
     b17_btree_bytes,
     b20,
+    c01,
 );

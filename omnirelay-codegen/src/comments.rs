@@ -3,7 +3,7 @@
 //! Comments are written for protobuf readers, not rustdoc: a fenced block is usually proto or
 //! JSON (rustdoc would compile and run it as a Rust doctest), an indented block is a code block
 //! too, and `<T>` or `<br>` is read as an HTML tag (`rustdoc::invalid_html_tags`). So, outside
-//! code blocks, `<`, `>` and `&` are written as entities; every fenced block is marked `text`
+//! code blocks, inline code and URLs, `<`, `>` and `&` are written as entities; every fenced block is marked `text`
 //! (so no comment ever yields a doctest) and an unclosed fence is closed; indented lines lose the
 //! indentation that would make them a code block. Everything else (including unicode and
 //! backslashes) is kept. prost then escapes brackets and wraps bare URLs.
@@ -50,14 +50,7 @@ pub(crate) fn sanitize(comment: &str) -> String {
             if body.starts_with(' ') {
                 out.push(' ');
             }
-            for c in trimmed.chars() {
-                match c {
-                    '<' => out.push_str("&lt;"),
-                    '>' => out.push_str("&gt;"),
-                    '&' => out.push_str("&amp;"),
-                    c => out.push(c),
-                }
-            }
+            escape_text(trimmed, &mut out);
         }
         out.push_str(newline);
     }
@@ -68,6 +61,47 @@ pub(crate) fn sanitize(comment: &str) -> String {
         out.push_str(" ```\n");
     }
     out
+}
+
+/// Escapes `<`, `>` and `&` as entities, except inside inline code (`` `Vec<T>` ``, which
+/// shows entities literally) and URLs. An autolink `<https://...>` loses its brackets, since
+/// prost wraps every bare URL in them itself.
+fn escape_text(line: &str, out: &mut String) {
+    let mut in_code = false;
+    let mut rest = line;
+    while let Some(c) = rest.chars().next() {
+        if c == '`' {
+            in_code = !in_code;
+        } else if !in_code {
+            let url_at = |s: &str| s.starts_with("https://") || s.starts_with("http://");
+            if c == '<'
+                && url_at(&rest[1..])
+                && let Some(end) = rest.find('>')
+            {
+                out.push_str(&rest[1..end]);
+                rest = &rest[end + 1..];
+                continue;
+            }
+            if url_at(rest) {
+                let end = rest
+                    .find(|c: char| c.is_whitespace() || matches!(c, ')' | '<' | '>'))
+                    .unwrap_or(rest.len());
+                out.push_str(&rest[..end]);
+                rest = &rest[end..];
+                continue;
+            }
+            match c {
+                '<' => out.push_str("&lt;"),
+                '>' => out.push_str("&gt;"),
+                '&' => out.push_str("&amp;"),
+                c => out.push(c),
+            }
+            rest = &rest[c.len_utf8()..];
+            continue;
+        }
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
 }
 
 #[cfg(test)]
@@ -87,6 +121,14 @@ mod tests {
         assert_eq!(
             sanitize(" Returns Vec<T> & more\n     indented code\n\\ back\\slash ✓"),
             " Returns Vec&lt;T&gt; &amp; more\n indented code\n\\ back\\slash ✓"
+        );
+    }
+
+    #[test]
+    fn inline_code_and_urls_are_kept() {
+        assert_eq!(
+            sanitize(" `Vec<T>` and <https://a.invalid/x?a=1&b=2> or http://b.invalid/<y> <b>"),
+            " `Vec<T>` and https://a.invalid/x?a=1&b=2 or http://b.invalid/&lt;y&gt; &lt;b&gt;"
         );
     }
 }
