@@ -202,15 +202,18 @@ impl Builder {
         for proto in protos {
             reject_editions(proto.as_ref())?;
         }
-        let fds = protox::compile(protos, includes)
-            .map_err(|e| Error(format!("cannot compile the .proto files: {e}")))?;
+        // protox matches inputs to include roots textually; resolve `..` and symlinks first so
+        // `./a/../proto/x.proto` is found under `proto`.
+        let protos: Vec<PathBuf> = protos.iter().map(|p| canonical(p.as_ref())).collect();
+        let includes: Vec<PathBuf> = includes.iter().map(|p| canonical(p.as_ref())).collect();
+        let fds = protox::compile(&protos, &includes).map_err(|e| protox_error(&e, &includes))?;
         if self
             .emit_rerun
             .unwrap_or_else(|| std::env::var_os("CARGO").is_some())
         {
             for file in &fds.file {
-                for include in includes {
-                    let candidate = include.as_ref().join(file.name());
+                for include in &includes {
+                    let candidate = include.join(file.name());
                     if candidate.exists() {
                         println!("cargo:rerun-if-changed={}", candidate.display());
                         break;
@@ -249,6 +252,35 @@ impl Builder {
         }
         Ok(())
     }
+}
+
+/// The canonical form of `path`, or `path` itself when it cannot be resolved (protox then
+/// reports it as missing, by the name the caller gave).
+fn canonical(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned())
+}
+
+/// protox's error with the file and, for parse errors, the line: `file:line: message`.
+fn protox_error(err: &protox::Error, includes: &[PathBuf]) -> Error {
+    use miette::Diagnostic as _;
+    let line = err
+        .labels()
+        .and_then(|mut labels| labels.next())
+        .and_then(|label| {
+            let source = err.source_code()?;
+            let contents = source.read_span(label.inner(), 0, 0).ok()?;
+            Some(contents.line() + 1)
+        });
+    let location = match (err.file(), line) {
+        (Some(file), Some(line)) => format!("{file}:{line}: "),
+        (Some(file), None) => format!("{file}: "),
+        (None, _) => String::new(),
+    };
+    let roots: Vec<String> = includes.iter().map(|p| p.display().to_string()).collect();
+    Error(format!(
+        "cannot compile the .proto files: {location}{err} (include roots: {})",
+        roots.join(", ")
+    ))
 }
 
 /// Fails with one clear error for a file in protobuf editions syntax, which protox cannot parse
