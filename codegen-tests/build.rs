@@ -177,6 +177,12 @@ const CASES: &[Case] = &[
         builder: base,
         parameter: BASE,
     },
+    Case {
+        name: "c02",
+        files: &["own/C02_helper_names_and_case.proto"],
+        builder: base,
+        parameter: BASE,
+    },
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -46,4 +46,5 @@ cases!(
     b17_btree_bytes,
     b20,
     c01,
+    c02,
 );

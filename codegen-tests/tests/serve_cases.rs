@@ -686,3 +686,64 @@ mod c01 {
         assert_eq!(client.echo(note.clone()).await.unwrap().body, note);
     }
 }
+
+mod c02 {
+    use super::*;
+    use cases::c02::sample::helpers::v1::*;
+
+    /// Answers with the name of the method that served the call.
+    macro_rules! named {
+        ($name:ident) => {
+            async fn $name(&self, _request: Request<Ping>) -> Result<Response<Ping>> {
+                Ok(Response::new(Ping {
+                    value: stringify!($name).into(),
+                }))
+            }
+        };
+    }
+
+    struct Impl;
+    impl Helpers for Impl {
+        named!(new_rpc);
+        named!(with_encoding_rpc);
+        named!(get);
+        named!(get_rpc);
+        named!(get_with_rpc);
+        named!(service);
+        duplex_echo!(connect, Ping);
+        stream_out!(ready, Ping, Ping);
+        stream_in!(call, Ping, Ping);
+    }
+
+    #[tokio::test]
+    async fn rpcs_named_like_helpers_or_each_other_stay_distinct() {
+        let h = Harness::start(HelpersProcedures::new(Impl)).await;
+        let n = names(&h);
+        for name in ["New", "WithEncoding", "Get", "get", "GetWith", "Service"] {
+            assert!(
+                n.contains(&format!("sample.helpers.v1.Helpers::{name}")),
+                "{n:?}"
+            );
+        }
+        assert_eq!(helpers_names::GET_RPC, "sample.helpers.v1.Helpers::get");
+        let client = HelpersClient::new(h.config()).with_encoding(omnirelay::Encoding::Json);
+        let value = |r: Response<Ping>| r.into_body().value;
+        assert_eq!(
+            value(client.new_rpc(Ping::default()).await.unwrap()),
+            "new_rpc"
+        );
+        assert_eq!(value(client.get(Ping::default()).await.unwrap()), "get");
+        assert_eq!(
+            value(client.get_rpc(Ping::default()).await.unwrap()),
+            "get_rpc"
+        );
+        assert_eq!(
+            value(client.get_with_rpc(Ping::default()).await.unwrap()),
+            "get_with_rpc"
+        );
+        assert_eq!(
+            value(client.service(Ping::default()).await.unwrap()),
+            "service"
+        );
+    }
+}

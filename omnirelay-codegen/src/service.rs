@@ -128,7 +128,7 @@ impl OmniRelayServiceGenerator {
 
         // Method and constant names are unique within the service (rpcs `Get` and `get`, or
         // `Get` and `GetWith`, would otherwise collide) and never shadow the client's own
-        // methods or the `SERVICE` constant: a clash appends `_`.
+        // methods or the `SERVICE` constant: a clash appends `_rpc` (`RPC` for constants).
         let mut fns: HashSet<String> = ["new", "with_encoding"].map(String::from).into();
         let mut consts: HashSet<String> = HashSet::from(["SERVICE".to_owned()]);
         let methods: Vec<MethodNames<'_>> = service
@@ -137,13 +137,13 @@ impl OmniRelayServiceGenerator {
             .map(|m| {
                 let mut snake = to_snake(&m.proto_name);
                 while fns.contains(&sanitize(&snake)) || fns.contains(&format!("{snake}_with")) {
-                    snake.push('_');
+                    snake.push_str("_rpc");
                 }
                 fns.insert(sanitize(&snake));
                 fns.insert(format!("{snake}_with"));
                 let mut constant = to_screaming_snake(&m.proto_name);
                 while consts.contains(&constant) {
-                    constant.push('_');
+                    constant.push_str("_RPC");
                 }
                 consts.insert(constant.clone());
                 MethodNames {
