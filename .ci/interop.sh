@@ -4,7 +4,9 @@
 #   1. installs what is needed (Debian packages, the grpc-go interop client/server, the grpcio venv)
 #   2. cargo build --release -p omnirelay-examples --bin interop-server --bin interop-client
 #   3. OmniRelay interop-server  <- grpc-go interop client (14 cases), Python grpcio (7 checks),
-#                                   OmniRelay interop-client (14 cases)
+#                                   OmniRelay interop-client (14 cases), and over YARPC-HTTP
+#                                   (--http-port): OmniRelay interop-client --transport http
+#                                   (14 cases) and curl (the unary JSON call of the README)
 #   4. grpc-go reference server  <- OmniRelay interop-client (14 cases)
 #
 # Run from anywhere inside the repo; shared/ is expected beside the repo root (../shared).
@@ -274,25 +276,33 @@ record PASS build "($((SECONDS - t0))s)"
 
 # ---------------------------------------------------------------- 3. OmniRelay interop-server
 P=$(free_port)
-section "start: OmniRelay interop-server --port $P"
+H=$(free_port "$P")
+section "start: OmniRelay interop-server --port $P --http-port $H"
 SRV_LOG=$LOGDIR/omnirelay-server.log
-start_bg "$SRV_LOG" timeout -k 10 1800 "$SERVER_BIN" --port "$P"
+start_bg "$SRV_LOG" timeout -k 10 1800 "$SERVER_BIN" --port "$P" --http-port "$H"
 SRV_PID=$BG_PID
-if wait_port "$P" "$SRV_PID" interop-server "$SRV_LOG"; then
-  record PASS "start omnirelay interop-server" "port $P"
+if wait_port "$P" "$SRV_PID" interop-server "$SRV_LOG" && wait_port "$H" "$SRV_PID" interop-server "$SRV_LOG"; then
+  record PASS "start omnirelay interop-server" "gRPC port $P, HTTP port $H"
   check "grpc-go client -> omnirelay server" "14 passed, 0 failed" "$CHECK_TIMEOUT" \
     bash "$GRPC_INTEROP" --server_host=127.0.0.1 --server_port="$P" --timeout=15
   check "python grpcio -> omnirelay server" "7 passed, 0 failed" "$CHECK_TIMEOUT" \
     "$VENV/bin/python" "$PY_SMOKE" "127.0.0.1:$P"
   check "omnirelay client -> omnirelay server" "14 passed, 0 failed" "$CHECK_TIMEOUT" \
     "$CLIENT_BIN" --server_host 127.0.0.1 --server_port "$P" --test_cases all
+  check "omnirelay client (http) -> omnirelay server" "14 passed, 0 failed" "$CHECK_TIMEOUT" \
+    "$CLIENT_BIN" --server_host 127.0.0.1 --server_port "$H" --transport http --test_cases all
+  check "curl (yarpc-http json) -> omnirelay server" '"AAAAAAAAAAA="' 60 \
+    curl -sS --fail-with-body --max-time 20 -X POST -H 'Rpc-Caller: curl' -H 'Rpc-Service: interop' \
+    -H 'Rpc-Procedure: grpc.testing.TestService::UnaryCall' -H 'Rpc-Encoding: json' \
+    -H 'Context-TTL-MS: 1000' -d '{"responseSize": 8}' "http://127.0.0.1:$H/"
   if ! is_alive "$SRV_PID"; then
     record FAIL "omnirelay interop-server stayed up" "exited during the checks (see $SRV_LOG)"
     tail -n 40 "$SRV_LOG"
   fi
 else
   record FAIL "start omnirelay interop-server" "not accepting connections on port $P (see $SRV_LOG)"
-  for c in "grpc-go client -> omnirelay server" "python grpcio -> omnirelay server" "omnirelay client -> omnirelay server"; do
+  for c in "grpc-go client -> omnirelay server" "python grpcio -> omnirelay server" "omnirelay client -> omnirelay server" \
+    "omnirelay client (http) -> omnirelay server" "curl (yarpc-http json) -> omnirelay server"; do
     record FAIL "$c" "not run: the server did not start"
   done
 fi

@@ -14,5 +14,7 @@ pub mod grpc_testing {
 }
 
 mod echo_service;
+mod interop_service;
 
 pub use echo_service::EchoService;
+pub use interop_service::InteropService;

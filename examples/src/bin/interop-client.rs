@@ -3,8 +3,13 @@
 //!
 //! ```text
 //! interop-client --server_port 50051 [--server_host 127.0.0.1] [--test_cases all|a,b,...]
-//!                [--transport grpc]
+//!                [--transport grpc|http]
 //! ```
+//!
+//! With `--transport http` the same cases run over YARPC-HTTP (unary calls as POSTs, server
+//! streams as SSE, client streams and duplex calls over WebSocket) against `interop-server
+//! --http-port`, and `--server_port` is that HTTP port. HTTP unary responses carry no trailers,
+//! so there `custom_metadata` looks for the echoed trailer among the response headers.
 //!
 //! Prints `PASS name` or `FAIL name: reason` for each case, then `N passed, M failed`. Exits 0
 //! when every case passed, 1 when one failed, 2 on bad arguments. Each case has its own timeout,
@@ -19,6 +24,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use omnirelay::transport::grpc::GrpcOutbound;
+use omnirelay::transport::http::HttpOutbound;
 use omnirelay::{CallOptions, Code, Dispatcher, Error, Headers, Response, Streaming};
 use omnirelay_examples::grpc_testing::{
     EchoStatus, Empty, Payload, PayloadType, ResponseParameters, SimpleRequest,
@@ -47,7 +53,7 @@ const CASES: [&str; 14] = [
 ];
 
 /// Transports the client can speak.
-const TRANSPORTS: [&str; 1] = ["grpc"];
+const TRANSPORTS: [&str; 2] = ["grpc", "http"];
 
 const LARGE_REQUEST: usize = 271_828;
 const LARGE_RESPONSE: usize = 314_159;
@@ -79,7 +85,8 @@ struct Args {
     /// Comma-separated test cases to run, or `all` for the 14 default cases.
     #[arg(long = "test_cases", alias = "test_case", default_value = "all")]
     test_cases: String,
-    /// The transport to test (only `grpc` for now).
+    /// The transport to test: `grpc`, or `http` (YARPC-HTTP; `--server_port` is then the
+    /// server's HTTP port).
     #[arg(long = "transport", default_value = "grpc")]
     transport: String,
     /// Seconds each case may take before it fails.
@@ -94,6 +101,8 @@ type CaseResult = Result<(), String>;
 struct Clients {
     test: TestServiceClient,
     unimplemented: UnimplementedServiceClient,
+    /// Whether the calls go over YARPC-HTTP.
+    http: bool,
 }
 
 #[tokio::main]
@@ -194,13 +203,19 @@ fn connect(args: &Args) -> omnirelay::Result<Clients> {
         args.server_host.clone()
     };
     let uri = format!("http://{host}:{}", args.server_port);
-    let dispatcher = Dispatcher::builder("interop-client")
-        .outbound("interop", GrpcOutbound::new(uri)?)
-        .build()?;
+    let http = args.transport == "http";
+    let builder = Dispatcher::builder("interop-client");
+    let dispatcher = if http {
+        builder.outbound("interop", HttpOutbound::new(uri)?)
+    } else {
+        builder.outbound("interop", GrpcOutbound::new(uri)?)
+    }
+    .build()?;
     let config = dispatcher.client_config("interop")?;
     Ok(Clients {
         test: TestServiceClient::new(config.clone()),
         unimplemented: UnimplementedServiceClient::new(config),
+        http,
     })
 }
 
@@ -217,7 +232,7 @@ async fn run_case(name: &str, c: &Clients) -> CaseResult {
         "cancel_after_first_response" => cancel_after_first_response(&c.test).await,
         "status_code_and_message" => status_code_and_message(&c.test).await,
         "special_status_message" => special_status_message(&c.test).await,
-        "custom_metadata" => custom_metadata(&c.test).await,
+        "custom_metadata" => custom_metadata(&c.test, c.http).await,
         "unimplemented_method" => unimplemented_method(&c.test).await,
         "unimplemented_service" => unimplemented_service(&c.unimplemented).await,
         other => Err(format!("no such test case {other:?}")),
@@ -638,8 +653,9 @@ async fn special_status_message(client: &TestServiceClient) -> CaseResult {
 }
 
 /// UnaryCall and FullDuplexCall sending `x-grpc-test-echo-initial` and
-/// `x-grpc-test-echo-trailing-bin` get them back as a response header and a trailer.
-async fn custom_metadata(client: &TestServiceClient) -> CaseResult {
+/// `x-grpc-test-echo-trailing-bin` get them back as a response header and a trailer (over
+/// HTTP, a unary call's trailers arrive as headers).
+async fn custom_metadata(client: &TestServiceClient, http: bool) -> CaseResult {
     let request = SimpleRequest {
         response_type: PayloadType::Compressable as i32,
         response_size: size_i32(LARGE_RESPONSE),
@@ -652,7 +668,12 @@ async fn custom_metadata(client: &TestServiceClient) -> CaseResult {
         .map_err(|e| call_failed("UnaryCall", &e))?;
     check_payload("UnaryCall", response.body.payload.as_ref(), LARGE_RESPONSE)?;
     check_initial("UnaryCall", &response.meta.headers)?;
-    check_trailing("UnaryCall", &response.meta.trailers)?;
+    let unary_trailers = if http {
+        &response.meta.headers
+    } else {
+        &response.meta.trailers
+    };
+    check_trailing("UnaryCall", unary_trailers)?;
 
     let (tx, requests) = request_channel();
     send(

@@ -95,6 +95,14 @@ impl fmt::Display for Encoding {
 ///
 /// Errors are `invalid-argument` for bodies that do not decode (the caller sent bad input) and
 /// `internal` for values that cannot be encoded.
+#[diagnostic::on_unimplemented(
+    message = "codec `{Self}` cannot carry messages of type `{T}`",
+    label = "`{T}` is not a message `{Self}` can encode",
+    note = "JsonCodec (encoding \"json\") needs serde's Serialize + Deserialize; ProtoCodec \
+            (\"proto\") a prost::Message + Default; ProtoJsonCodec ([\"proto\", \"json\"]) both; \
+            RawCodec (\"raw\") carries bytes::Bytes only: derive what the type lacks, or choose \
+            another encoding"
+)]
 pub trait Codec<T>: Send + Sync + 'static {
     /// The encodings this codec serves, the preferred one first.
     fn encodings(&self) -> &'static [Encoding];

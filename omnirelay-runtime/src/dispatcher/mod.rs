@@ -34,24 +34,40 @@ pub use health::HEALTH_CHECK;
 pub use transport::{Inbound, Outbound};
 
 use crate::error::{Error, Result};
+use crate::introspect::{InboundInfo, Introspection, OutboundInfo, ProcedureInfo, Procedures};
 use crate::meta::Transport;
-use crate::procedure::{IntoProcedures, ProcedureSpec, Registry};
+use crate::procedure::{IntoProcedures, Kind, ProcedureSpec, Registry};
 
-/// What an inbound needs from its dispatcher: the service name, the procedures and whether the
-/// dispatcher is draining.
-#[derive(Debug)]
+/// What an inbound needs from its dispatcher: the service name, the procedures, whether the
+/// dispatcher is draining, and what introspection and readiness report (lifecycle status, bound
+/// addresses, outbounds).
+///
+/// The dispatcher shares one context with all its inbounds, and keeps its lifecycle state in it,
+/// so an inbound can answer `/omnirelay/introspect` and `/readyz` without a reference back to
+/// the dispatcher.
 pub struct InboundContext {
     service: String,
     registry: Registry,
     draining: Arc<AtomicBool>,
+    state: Mutex<State>,
+    outbounds: HashMap<String, Arc<dyn Outbound>>,
 }
 
 impl InboundContext {
-    /// A context for `service` serving `registry`; dispatchers build this, tests may too.
+    /// A context for `service` serving `registry`, with no outbounds; dispatchers build this,
+    /// tests may too. Its status is [`Status::Idle`] until a dispatcher starts it, so a bare
+    /// context reports `/readyz` as not ready.
     ///
     /// Unless `registry` already has one, the `grpc.health.v1.Health::Check` procedure is added.
-    pub fn new(service: impl Into<String>, mut registry: Registry) -> Self {
-        let service = service.into();
+    pub fn new(service: impl Into<String>, registry: Registry) -> Self {
+        InboundContext::with_outbounds(service.into(), registry, HashMap::new())
+    }
+
+    fn with_outbounds(
+        service: String,
+        mut registry: Registry,
+        outbounds: HashMap<String, Arc<dyn Outbound>>,
+    ) -> Self {
         let draining = Arc::new(AtomicBool::new(false));
         if registry.lookup(HEALTH_CHECK).is_none() {
             // Cannot conflict: the name was just looked up.
@@ -61,7 +77,105 @@ impl InboundContext {
             service,
             registry,
             draining,
+            state: Mutex::new(State {
+                status: Status::Idle,
+                addrs: Vec::new(),
+            }),
+            outbounds,
         }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // The state holds no invariant a panic elsewhere could break.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The dispatcher's lifecycle status.
+    pub fn status(&self) -> Status {
+        self.lock().status
+    }
+
+    /// What `/omnirelay/introspect` shows: the service, its status, the procedures by shape
+    /// (sorted by name), the bound inbounds, the outbounds with their peers and the middleware.
+    pub fn introspect(&self) -> Introspection {
+        let mut procedures = Procedures::default();
+        for spec in self.registry.procedures() {
+            let info = ProcedureInfo {
+                name: spec.name().to_owned(),
+                encodings: spec
+                    .encodings()
+                    .iter()
+                    .map(|e| e.as_str().to_owned())
+                    .collect(),
+                aliases: spec.aliases().to_vec(),
+            };
+            match spec.kind() {
+                Kind::Unary => procedures.unary.push(info),
+                Kind::Oneway => procedures.oneway.push(info),
+                Kind::ServerStream => procedures.server_stream.push(info),
+                Kind::ClientStream => procedures.client_stream.push(info),
+                Kind::Duplex => procedures.duplex.push(info),
+            }
+        }
+        for list in [
+            &mut procedures.unary,
+            &mut procedures.oneway,
+            &mut procedures.server_stream,
+            &mut procedures.client_stream,
+            &mut procedures.duplex,
+        ] {
+            list.sort_by(|a, b| a.name.cmp(&b.name));
+        }
+        let (status, addrs) = {
+            let state = self.lock();
+            (state.status, state.addrs.clone())
+        };
+        let mut outbounds: Vec<OutboundInfo> = self
+            .outbounds
+            .iter()
+            .map(|(service, outbound)| OutboundInfo {
+                service: service.clone(),
+                transport: outbound.transport().as_str().to_owned(),
+                peers: outbound.peers().unwrap_or_default(),
+            })
+            .collect();
+        outbounds.sort_by(|a, b| a.service.cmp(&b.service));
+        Introspection {
+            service: self.service.clone(),
+            status: status.as_str().to_owned(),
+            procedures,
+            inbounds: addrs
+                .iter()
+                .map(|(transport, addr)| InboundInfo {
+                    transport: transport.as_str().to_owned(),
+                    address: addr.to_string(),
+                })
+                .collect(),
+            outbounds,
+            middleware: Vec::new(),
+        }
+    }
+
+    /// Why the dispatcher is not ready to take traffic; empty when it is. The issues are
+    /// `dispatcher-status:<status>` unless running, `draining` while draining, and
+    /// `outbound:<service>:no-peers` for an outbound that tracks peers and has none.
+    pub fn readiness_issues(&self) -> Vec<String> {
+        let mut issues = Vec::new();
+        let status = self.status();
+        if status != Status::Running {
+            issues.push(format!("dispatcher-status:{}", status.as_str()));
+        }
+        if self.is_draining() {
+            issues.push("draining".to_owned());
+        }
+        let mut names: Vec<&String> = self.outbounds.keys().collect();
+        names.sort();
+        for name in names {
+            if self.outbounds[name].peers().is_some_and(|p| p.is_empty()) {
+                issues.push(format!("outbound:{name}:no-peers"));
+            }
+        }
+        issues
     }
 
     /// Whether the dispatcher is stopping: inbounds refuse new calls and report not serving.
@@ -151,13 +265,12 @@ impl DispatcherBuilder {
                 .map_err(|e| Error::invalid_argument(e.to_string()))?;
         }
         Ok(Dispatcher {
-            context: Arc::new(InboundContext::new(self.service, registry)),
+            context: Arc::new(InboundContext::with_outbounds(
+                self.service,
+                registry,
+                self.outbounds.into_iter().collect(),
+            )),
             inbounds: self.inbounds,
-            outbounds: self.outbounds.into_iter().collect(),
-            state: Mutex::new(State {
-                status: Status::Idle,
-                addrs: Vec::new(),
-            }),
         })
     }
 }
@@ -171,8 +284,6 @@ struct State {
 pub struct Dispatcher {
     context: Arc<InboundContext>,
     inbounds: Vec<Arc<dyn Inbound>>,
-    outbounds: HashMap<String, Arc<dyn Outbound>>,
-    state: Mutex<State>,
 }
 
 impl Dispatcher {
@@ -202,8 +313,12 @@ impl Dispatcher {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        // The state holds no invariant a panic elsewhere could break.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.context.lock()
+    }
+
+    /// What `/omnirelay/introspect` shows; see [`InboundContext::introspect`].
+    pub fn introspect(&self) -> Introspection {
+        self.context.introspect()
     }
 
     /// Starts every inbound. If one fails to start, those already started are stopped again.
@@ -278,13 +393,24 @@ impl Dispatcher {
     /// # Errors
     /// `not-found` when no outbound is configured for `service`.
     pub fn client_config(&self, service: &str) -> Result<ClientConfig> {
-        let outbound = self.outbounds.get(service).ok_or_else(|| {
+        let outbound = self.context.outbounds.get(service).ok_or_else(|| {
             Error::not_found(format!(
                 "dispatcher {:?} has no outbound for service {service:?}",
                 self.service()
             ))
         })?;
         Ok(ClientConfig::new(self.service(), service, outbound.clone()))
+    }
+}
+
+impl std::fmt::Debug for InboundContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InboundContext")
+            .field("service", &self.service)
+            .field("status", &self.status())
+            .field("draining", &self.is_draining())
+            .field("procedures", &self.registry)
+            .finish()
     }
 }
 

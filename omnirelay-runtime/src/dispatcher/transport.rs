@@ -45,4 +45,11 @@ pub trait Outbound: Send + Sync + 'static {
 
     /// A duplex call.
     fn duplex(&self, request: Request<ByteStream>) -> BoxFuture<Result<Response<ByteStream>>>;
+
+    /// The peers calls may go to, as introspection shows them (e.g. `127.0.0.1:8080`); `None`
+    /// (the default) for an outbound that does not track peers. `/readyz` reports an outbound
+    /// that tracks peers but has none as not ready.
+    fn peers(&self) -> Option<Vec<String>> {
+        None
+    }
 }

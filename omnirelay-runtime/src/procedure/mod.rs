@@ -6,6 +6,7 @@
 //! time; transports only ever see the byte-level handlers defined here.
 
 mod handler;
+mod procedure_trait;
 mod registry;
 pub mod typed;
 
@@ -15,6 +16,7 @@ pub use handler::{
     BoxFuture, ClientStreamHandler, DuplexHandler, Handler, OnewayHandler, ServerStreamHandler,
     UnaryHandler,
 };
+pub use procedure_trait::{Procedure, ProcedureInfo, Service, spec_of};
 pub use registry::{Registry, RegistryError};
 
 use crate::codec::Encoding;
@@ -122,8 +124,10 @@ impl fmt::Debug for ProcedureSpec {
     }
 }
 
-/// Anything that yields procedures for a dispatcher: a single [`ProcedureSpec`], a `Vec` of them,
-/// or a generated `...Procedures` registration value.
+/// Anything that yields procedures for a dispatcher: a single [`ProcedureSpec`], a `Vec` of them
+/// (what `omnirelay::procedures![...]` builds), a generated `...Procedures` registration value, a
+/// [`Procedure`] (an `#[omnirelay::procedure]` unit struct) or a [`Service`] (an
+/// `#[omnirelay::service]` type, or an `Arc` of one).
 pub trait IntoProcedures {
     /// The procedures, in registration order.
     fn into_procedures(self) -> Vec<ProcedureSpec>;

@@ -1,4 +1,6 @@
 //! Transports. Each implements the dispatcher's [`Inbound`](crate::Inbound) and
 //! [`Outbound`](crate::Outbound) traits.
 
+pub(crate) mod drain;
 pub mod grpc;
+pub mod http;

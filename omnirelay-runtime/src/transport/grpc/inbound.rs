@@ -3,6 +3,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,10 +27,15 @@ use crate::error::{Error, Result};
 use crate::meta::{Request, RequestMeta, Response, Transport};
 use crate::procedure::{BoxFuture, Handler, ProcedureSpec, procedure_from_grpc_path};
 use crate::stream::{ByteStream, Streaming, with_deadline};
+use crate::transport::drain::{GuardedBody, InFlight};
 
 /// Serves a dispatcher's procedures over gRPC (h2c).
 ///
 /// Defaults: 4 MiB message limit each way, a 10 s drain timeout on stop.
+///
+/// Stopping drains in two phases: first the port stays open and every new call is answered
+/// `unavailable` (with `retry-after: 1` metadata) while the calls in flight finish, up to the
+/// drain timeout; then the inbound closes its port, sends GOAWAY and closes its connections.
 #[derive(Debug)]
 pub struct GrpcInbound {
     config: Arc<Config>,
@@ -136,6 +142,12 @@ impl Inbound for GrpcInbound {
     }
 }
 
+/// Calls in flight, and whether the inbound itself is stopping.
+struct Drain {
+    in_flight: Arc<InFlight>,
+    stopping: AtomicBool,
+}
+
 async fn accept_loop(
     listener: TcpListener,
     context: Arc<InboundContext>,
@@ -145,9 +157,24 @@ async fn accept_loop(
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut connections = JoinSet::new();
     let builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    let drain = Arc::new(Drain {
+        in_flight: InFlight::new(),
+        stopping: AtomicBool::new(false),
+    });
+    // Phase 1 of a stop: keep serving, answer new calls `unavailable`, until the calls in
+    // flight are done or the drain timeout passes.
+    let mut drain_deadline: Option<tokio::time::Instant> = None;
     loop {
         let accepted = tokio::select! {
-            _ = shutdown.changed() => break,
+            changed = shutdown.changed(), if drain_deadline.is_none() => {
+                if changed.is_err() || *shutdown.borrow() {
+                    drain.stopping.store(true, Ordering::Release);
+                    drain_deadline = Some(tokio::time::Instant::now() + config.drain_timeout);
+                }
+                continue;
+            }
+            () = drain.in_flight.idle(), if drain_deadline.is_some() => break,
+            () = sleep_until(drain_deadline) => break,
             accepted = listener.accept() => accepted,
         };
         let stream = match accepted {
@@ -160,10 +187,10 @@ async fn accept_loop(
             }
         };
         let _ = stream.set_nodelay(true);
-        let (context, config) = (context.clone(), config.clone());
+        let (context, config, drain) = (context.clone(), config.clone(), drain.clone());
         let service = hyper::service::service_fn(move |request| {
-            let (context, config) = (context.clone(), config.clone());
-            async move { Ok::<_, Infallible>(handle(&context, &config, request).await) }
+            let (context, config, drain) = (context.clone(), config.clone(), drain.clone());
+            async move { Ok::<_, Infallible>(counted(&context, &config, &drain, request).await) }
         });
         let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         connections.spawn(async move {
@@ -173,8 +200,13 @@ async fn accept_loop(
         });
         while connections.try_join_next().is_some() {}
     }
+    // Phase 2: close the port, GOAWAY, close the connections.
     drop(listener);
-    if tokio::time::timeout(config.drain_timeout, graceful.shutdown())
+    let left = drain_deadline
+        .map(|d| d.saturating_duration_since(tokio::time::Instant::now()))
+        .unwrap_or(config.drain_timeout)
+        .max(Duration::from_millis(100));
+    if tokio::time::timeout(left, graceful.shutdown())
         .await
         .is_err()
     {
@@ -184,6 +216,39 @@ async fn accept_loop(
         );
     }
     connections.shutdown().await;
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => futures::future::pending().await,
+    }
+}
+
+/// Serves one call, counted as in flight until its response body has been sent; while the
+/// inbound drains, answers `unavailable` instead.
+async fn counted(
+    context: &InboundContext,
+    config: &Arc<Config>,
+    drain: &Drain,
+    request: http::Request<Incoming>,
+) -> http::Response<Body> {
+    // Counted before the drain check, so a stop that saw no call in flight sees none start.
+    let guard = drain.in_flight.enter();
+    if context.is_draining() || drain.stopping.load(Ordering::Acquire) {
+        let mut status = to_status(Error::unavailable(format!(
+            "service {:?} is draining: retry on another peer",
+            context.service()
+        )));
+        status.metadata_mut().insert(
+            "retry-after",
+            tonic::metadata::MetadataValue::from_static("1"),
+        );
+        return status.into_http::<Body>();
+    }
+    handle(context, config, request)
+        .await
+        .map(|body| Body::new(GuardedBody::new(body, guard)))
 }
 
 /// A trailers-only gRPC error response.

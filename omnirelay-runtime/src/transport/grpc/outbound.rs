@@ -26,6 +26,7 @@ use crate::stream::{ByteStream, Streaming};
 #[derive(Clone, Debug)]
 pub struct GrpcOutbound {
     channel: Channel,
+    peer: String,
     max_send: usize,
     max_recv: usize,
 }
@@ -42,8 +43,13 @@ impl GrpcOutbound {
                 Error::invalid_argument(format!("invalid gRPC outbound URI {uri:?}: {e}"))
             })?
             .tcp_nodelay(true);
+        let peer = endpoint
+            .uri()
+            .authority()
+            .map_or_else(|| uri.clone(), |a| a.to_string());
         Ok(GrpcOutbound {
             channel: endpoint.connect_lazy(),
+            peer,
             max_send: DEFAULT_MAX_MESSAGE_SIZE,
             max_recv: DEFAULT_MAX_MESSAGE_SIZE,
         })
@@ -197,6 +203,10 @@ fn take_failure(failure: &Mutex<Option<Error>>) -> Option<Error> {
 impl Outbound for GrpcOutbound {
     fn transport(&self) -> Transport {
         Transport::Grpc
+    }
+
+    fn peers(&self) -> Option<Vec<String>> {
+        Some(vec![self.peer.clone()])
     }
 
     fn unary(&self, request: Request<Bytes>) -> BoxFuture<Result<Response<Bytes>>> {

@@ -1,0 +1,1291 @@
+//! The YARPC-HTTP inbound: HTTP/1.1 and h2c on one port (hyper-util's auto server), serving
+//! unary and oneway calls, SSE server streams, WebSocket client streams and duplex calls, and
+//! the fixed paths `/omnirelay/introspect`, `/healthz` and `/readyz`.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use futures::stream::{SplitSink, SplitStream};
+use futures::{FutureExt, SinkExt, Stream, StreamExt};
+use http::header::{
+    CACHE_CONTROL, CONNECTION, CONTENT_TYPE, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY,
+    SEC_WEBSOCKET_VERSION, UPGRADE,
+};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, Version};
+use http_body::{Frame, SizeHint};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinSet;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{self, Message};
+
+use super::frame::{self, FrameType};
+use super::sse;
+use super::wire::{
+    self, RETRY_AFTER, RPC_ACCEPTS_BOTH, RPC_BOTH, RPC_CALLER, RPC_CALLER_PROCEDURE, RPC_ENCODING,
+    RPC_PROCEDURE, RPC_ROUTING_DELEGATE, RPC_ROUTING_KEY, RPC_SERVICE, RPC_SHARD_KEY, RPC_STATUS,
+    Ttl, too_large,
+};
+use super::{DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_HEADER_BYTES};
+use crate::codec::Encoding;
+use crate::dispatcher::{Inbound, InboundContext};
+use crate::error::{Code, Error, Result};
+use crate::introspect::HealthReport;
+use crate::meta::{Headers, Request, RequestMeta, Response, Transport};
+use crate::procedure::{BoxFuture, Handler, Kind, ProcedureSpec};
+use crate::stream::{ByteStream, Streaming, with_deadline};
+use crate::transport::drain::{InFlight, InFlightGuard};
+
+/// How much of an over-limit request body is read and thrown away, so that the client reads
+/// the `429` instead of a connection reset.
+const DRAIN_BUDGET: usize = 8 * 1024 * 1024;
+/// How long that may take.
+const DRAIN_TIME: Duration = Duration::from_secs(2);
+/// Beyond the configured header limit, how much more hyper's parser buffers before it refuses a
+/// request itself (HTTP 431).
+const HEADER_HEADROOM: usize = 64 * 1024;
+/// Request messages buffered between a WebSocket and its handler.
+const REQUEST_BUFFER: usize = 8;
+/// How long a finished WebSocket call waits for the client's close reply.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
+
+/// Serves a dispatcher's procedures over YARPC-HTTP (HTTP/1.1 and h2c on one port).
+///
+/// Defaults: request headers up to [`DEFAULT_MAX_HEADER_BYTES`], bodies up to
+/// [`DEFAULT_MAX_BODY_BYTES`], streamed messages up to [`DEFAULT_MAX_FRAME_BYTES`], and a 10 s
+/// drain timeout on stop. See the [module docs](super) for the wire protocol.
+#[derive(Debug)]
+pub struct HttpInbound {
+    config: Arc<Config>,
+    running: Arc<Mutex<Option<Running>>>,
+}
+
+#[derive(Debug)]
+struct Config {
+    addr: SocketAddr,
+    max_header_bytes: usize,
+    max_body_bytes: usize,
+    max_frame_bytes: usize,
+    drain_timeout: Duration,
+}
+
+#[derive(Debug)]
+struct Running {
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl HttpInbound {
+    /// An inbound that will listen on `addr` (port 0 picks a free port).
+    pub fn new(addr: SocketAddr) -> Self {
+        HttpInbound {
+            config: Arc::new(Config {
+                addr,
+                max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+                max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+                max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+                drain_timeout: Duration::from_secs(10),
+            }),
+            running: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    fn config_mut(&mut self) -> &mut Config {
+        Arc::get_mut(&mut self.config).expect("configured before start")
+    }
+
+    /// The largest total size of a request's headers (`name: value\r\n` each), in bytes. A
+    /// request over it gets `429 resource-exhausted`; one over the limit plus 64 KiB is refused
+    /// by the HTTP parser itself (`431`).
+    pub fn max_header_bytes(mut self, limit: usize) -> Self {
+        self.config_mut().max_header_bytes = limit;
+        self
+    }
+
+    /// The largest request body (unary, oneway and SSE requests), in bytes; a larger one gets
+    /// `429 resource-exhausted`.
+    pub fn max_body_bytes(mut self, limit: usize) -> Self {
+        self.config_mut().max_body_bytes = limit;
+        self
+    }
+
+    /// The largest streamed message, in bytes, each way: a WebSocket frame's payload, an SSE
+    /// message. Over it, the call ends with `resource-exhausted`.
+    pub fn max_frame_bytes(mut self, limit: usize) -> Self {
+        self.config_mut().max_frame_bytes = limit;
+        self
+    }
+
+    /// How long `stop` lets in-flight calls finish (new calls getting `503`) before it closes
+    /// the connections anyway.
+    pub fn drain_timeout(mut self, timeout: Duration) -> Self {
+        self.config_mut().drain_timeout = timeout;
+        self
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Running>> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// What every request handler shares.
+struct Shared {
+    context: Arc<InboundContext>,
+    config: Arc<Config>,
+    in_flight: Arc<InFlight>,
+    /// The inbound itself is stopping (also when stopped without its dispatcher draining).
+    stopping: AtomicBool,
+    /// `Rpc-Service`, built once.
+    service: HeaderValue,
+    /// Fires when the drain timed out: open WebSocket calls end.
+    kill: watch::Sender<bool>,
+}
+
+impl Shared {
+    fn is_draining(&self) -> bool {
+        self.context.is_draining() || self.stopping.load(Ordering::Acquire)
+    }
+}
+
+impl Inbound for HttpInbound {
+    fn transport(&self) -> Transport {
+        Transport::Http
+    }
+
+    fn start(&self, context: Arc<InboundContext>) -> BoxFuture<Result<SocketAddr>> {
+        let config = self.config.clone();
+        let running = self.running.clone();
+        Box::pin(async move {
+            if running.lock().unwrap_or_else(|e| e.into_inner()).is_some() {
+                return Err(Error::failed_precondition(
+                    "HTTP inbound is already started",
+                ));
+            }
+            let service = HeaderValue::from_str(context.service()).map_err(|_| {
+                Error::invalid_argument(format!(
+                    "service name {:?} cannot be sent as an HTTP header",
+                    context.service()
+                ))
+            })?;
+            let listener = TcpListener::bind(config.addr).await.map_err(|e| {
+                Error::unavailable(format!(
+                    "HTTP inbound cannot listen on {}: {e}",
+                    config.addr
+                ))
+            })?;
+            let addr = listener
+                .local_addr()
+                .map_err(|e| Error::internal(format!("HTTP inbound has no local address: {e}")))?;
+            let (shutdown, rx) = watch::channel(false);
+            let shared = Arc::new(Shared {
+                context,
+                config,
+                in_flight: InFlight::new(),
+                stopping: AtomicBool::new(false),
+                service,
+                kill: watch::channel(false).0,
+            });
+            let task = tokio::spawn(accept_loop(listener, shared, rx));
+            *running.lock().unwrap_or_else(|e| e.into_inner()) = Some(Running { shutdown, task });
+            Ok(addr)
+        })
+    }
+
+    fn stop(&self) -> BoxFuture<Result<()>> {
+        let running = self.lock().take();
+        Box::pin(async move {
+            if let Some(running) = running {
+                let _ = running.shutdown.send(true);
+                running
+                    .task
+                    .await
+                    .map_err(|e| Error::internal(format!("HTTP inbound task failed: {e}")))?;
+            }
+            Ok(())
+        })
+    }
+}
+
+fn server_builder(config: &Config) -> hyper_util::server::conn::auto::Builder<TokioExecutor> {
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let parser_limit = config.max_header_bytes.saturating_add(HEADER_HEADROOM);
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
+        .max_buf_size(parser_limit.max(8192));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(parser_limit).unwrap_or(u32::MAX));
+    builder
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut connections = JoinSet::new();
+    let builder = server_builder(&shared.config);
+    let drain_timeout = shared.config.drain_timeout;
+    // Phase 1 of a stop: keep accepting, answer new calls 503, until the calls in flight are
+    // done or the drain timeout passes.
+    let mut drain_deadline: Option<tokio::time::Instant> = None;
+    loop {
+        let accepted = tokio::select! {
+            changed = shutdown.changed(), if drain_deadline.is_none() => {
+                if changed.is_err() || *shutdown.borrow() {
+                    shared.stopping.store(true, Ordering::Release);
+                    drain_deadline = Some(tokio::time::Instant::now() + drain_timeout);
+                }
+                continue;
+            }
+            () = shared.in_flight.idle(), if drain_deadline.is_some() => break,
+            () = sleep_until(drain_deadline) => break,
+            accepted = listener.accept() => accepted,
+        };
+        let stream = match accepted {
+            Ok((stream, _peer)) => stream,
+            Err(err) => {
+                tracing::warn!(error = %err, "HTTP inbound failed to accept a connection");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let for_service = shared.clone();
+        let service = hyper::service::service_fn(move |request| {
+            let shared = for_service.clone();
+            async move { Ok::<_, Infallible>(handle(shared, request).await) }
+        });
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        connections.spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!(error = %err, "HTTP connection ended with an error");
+            }
+        });
+        while connections.try_join_next().is_some() {}
+    }
+    // Phase 2: close the port and the connections.
+    drop(listener);
+    let left = drain_deadline
+        .map(|d| d.saturating_duration_since(tokio::time::Instant::now()))
+        .unwrap_or(drain_timeout)
+        .max(Duration::from_millis(100));
+    if tokio::time::timeout(left, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            timeout = ?drain_timeout,
+            "HTTP inbound drain timed out; closing the remaining connections"
+        );
+    }
+    let _ = shared.kill.send(true);
+    connections.shutdown().await;
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => futures::future::pending().await,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Response bodies
+
+type EventStream = Pin<Box<dyn Stream<Item = Bytes> + Send + 'static>>;
+
+/// A response body: empty, one buffer, or a stream of buffers (SSE events). It keeps the call
+/// counted as in flight until it is sent or dropped.
+pub(crate) struct Body {
+    kind: BodyKind,
+    _guard: Option<InFlightGuard>,
+}
+
+enum BodyKind {
+    Full(Option<Bytes>),
+    Stream(EventStream),
+}
+
+impl Body {
+    fn empty() -> Self {
+        Body::full(Bytes::new())
+    }
+
+    fn full(bytes: Bytes) -> Self {
+        Body {
+            kind: BodyKind::Full((!bytes.is_empty()).then_some(bytes)),
+            _guard: None,
+        }
+    }
+
+    fn stream(stream: EventStream, guard: InFlightGuard) -> Self {
+        Body {
+            kind: BodyKind::Stream(stream),
+            _guard: Some(guard),
+        }
+    }
+}
+
+impl http_body::Body for Body {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let this = self.get_mut();
+        match &mut this.kind {
+            BodyKind::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            BodyKind::Stream(stream) => stream
+                .as_mut()
+                .poll_next(cx)
+                .map(|item| item.map(|b| Ok(Frame::data(b)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self.kind, BodyKind::Full(None))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            BodyKind::Full(bytes) => {
+                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len()) as u64)
+            }
+            BodyKind::Stream(_) => SizeHint::default(),
+        }
+    }
+}
+
+fn response(status: StatusCode, headers: HeaderMap, body: Body) -> http::Response<Body> {
+    let mut response = http::Response::new(body);
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    response
+}
+
+/// An error response in the mode the client asked for (see the module docs).
+fn error_response(shared: &Shared, error: &Error, both: bool) -> http::Response<Body> {
+    let mut headers = HeaderMap::with_capacity(6);
+    headers.insert(RPC_SERVICE, shared.service.clone());
+    wire::write_error_headers(error, &mut headers);
+    let body = if both {
+        headers.insert(RPC_BOTH, wire::TRUE);
+        Body::full(error.details().clone())
+    } else {
+        headers.insert(CONTENT_TYPE, wire::TEXT_PLAIN);
+        let mut text = BytesMut::with_capacity(error.message().len() + 1);
+        text.extend_from_slice(error.message().as_bytes());
+        text.extend_from_slice(b"\n");
+        Body::full(text.freeze())
+    };
+    response(wire::status_of(error.code()), headers, body)
+}
+
+/// Marks an HTTP/1 response as the connection's last.
+fn close_after(mut response: http::Response<Body>, version: Version) -> http::Response<Body> {
+    if version <= Version::HTTP_11 {
+        response
+            .headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+fn json_response(status: StatusCode, value: &impl serde::Serialize) -> http::Response<Body> {
+    let body = serde_json::to_vec_pretty(value).unwrap_or_default();
+    let mut headers = HeaderMap::with_capacity(2);
+    headers.insert(CONTENT_TYPE, wire::content_type(Encoding::Json));
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    response(status, headers, Body::full(Bytes::from(body)))
+}
+
+fn health(shared: &Shared, ready: bool) -> http::Response<Body> {
+    let issues = if ready {
+        let mut issues = shared.context.readiness_issues();
+        if shared.stopping.load(Ordering::Acquire) && !issues.iter().any(|i| i == "draining") {
+            issues.push("draining".to_owned());
+        }
+        issues
+    } else {
+        Vec::new()
+    };
+    let status = if issues.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let report = HealthReport {
+        status: if issues.is_empty() {
+            "ok"
+        } else {
+            "unavailable"
+        }
+        .to_owned(),
+        mode: if ready { "ready" } else { "live" }.to_owned(),
+        issues,
+        active_requests: shared.in_flight.count(),
+        draining: shared.is_draining(),
+    };
+    json_response(status, &report)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Routing
+
+/// How a request asks to be served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// A `POST`: unary or oneway.
+    Plain,
+    /// `Accept: text/event-stream`: a server stream.
+    Sse,
+    /// A WebSocket upgrade: a client stream or duplex call.
+    WebSocket,
+}
+
+fn header_has(headers: &HeaderMap, name: http::HeaderName, token: &str) -> bool {
+    headers.get_all(name).iter().any(|v| {
+        v.to_str().is_ok_and(|s| {
+            s.split(',').any(|part| {
+                part.trim()
+                    .split(';')
+                    .next()
+                    .is_some_and(|t| t.trim().eq_ignore_ascii_case(token))
+            })
+        })
+    })
+}
+
+fn classify<B>(request: &http::Request<B>) -> Result<Mode> {
+    let headers = request.headers();
+    let method = request.method();
+    if method == Method::GET && header_has(headers, UPGRADE, "websocket") {
+        return Ok(Mode::WebSocket);
+    }
+    if (method == Method::GET || method == Method::POST)
+        && header_has(headers, http::header::ACCEPT, "text/event-stream")
+    {
+        return Ok(Mode::Sse);
+    }
+    if method == Method::POST {
+        return Ok(Mode::Plain);
+    }
+    Err(Error::not_found(format!(
+        "request method was {method} but only POST is allowed"
+    )))
+}
+
+/// Checks a call's headers in yarpc-go's order and finds its procedure; returns the mode the call
+/// is served in (a `POST` accepting an event stream that calls a unary procedure is served as
+/// unary).
+fn route(
+    context: &InboundContext,
+    headers: &HeaderMap,
+    mode: Mode,
+    post: bool,
+) -> Result<(Mode, Arc<ProcedureSpec>, RequestMeta)> {
+    let service = wire::text(headers, &RPC_SERVICE)?;
+    let procedure = wire::text(headers, &RPC_PROCEDURE)?;
+    let caller = wire::text(headers, &RPC_CALLER)?;
+    let encoding = wire::text(headers, &RPC_ENCODING)?;
+    let (Some(service), Some(procedure), Some(caller), Some(encoding)) =
+        (service, procedure, caller, encoding)
+    else {
+        let missing: Vec<&str> = [
+            (service.is_none(), "service name"),
+            (procedure.is_none(), "procedure"),
+            (caller.is_none(), "caller name"),
+            (encoding.is_none(), "encoding"),
+        ]
+        .into_iter()
+        .filter_map(|(absent, name)| absent.then_some(name))
+        .collect();
+        return Err(Error::invalid_argument(format!(
+            "missing {}",
+            missing.join(", ")
+        )));
+    };
+    let ttl = wire::read_ttl(headers, service, procedure);
+    if service != context.service() {
+        return Err(Error::unimplemented(format!(
+            "unrecognized service name {service:?}, available services: {:?}",
+            context.service()
+        )));
+    }
+    let Some(spec) = context.registry().lookup(procedure) else {
+        return Err(Error::unimplemented(format!(
+            "unrecognized procedure {procedure:?} for service {service:?}"
+        )));
+    };
+    let accepted = || {
+        spec.encodings()
+            .iter()
+            .map(|e| e.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let Some(encoding) = Encoding::parse(encoding) else {
+        return Err(Error::invalid_argument(format!(
+            "unknown encoding {encoding:?} for procedure {procedure:?} of service {service:?}: \
+             it accepts {}",
+            accepted()
+        )));
+    };
+    if !spec.accepts(encoding) {
+        return Err(Error::invalid_argument(format!(
+            "procedure {procedure:?} of service {service:?} does not accept encoding {encoding}; \
+             it accepts {}",
+            accepted()
+        )));
+    }
+    let ttl = match ttl {
+        Ttl::Invalid(message) => return Err(Error::invalid_argument(message)),
+        Ttl::Within(ttl) => Some(ttl),
+        Ttl::Missing => None,
+    };
+    let kind = spec.kind();
+    let needed = match kind {
+        Kind::Unary | Kind::Oneway => Mode::Plain,
+        Kind::ServerStream => Mode::Sse,
+        Kind::ClientStream | Kind::Duplex => Mode::WebSocket,
+    };
+    let mode = if needed == Mode::Plain && mode == Mode::Sse && post {
+        Mode::Plain
+    } else {
+        mode
+    };
+    if needed != mode {
+        let how = match needed {
+            Mode::Plain => "with a plain POST",
+            Mode::Sse => "with Accept: text/event-stream (Server-Sent Events)",
+            Mode::WebSocket => "over a WebSocket (GET with Upgrade: websocket)",
+        };
+        return Err(Error::invalid_argument(format!(
+            "procedure {procedure:?} of service {service:?} is a {kind} procedure: call it {how}"
+        )));
+    }
+    if ttl.is_none() && matches!(kind, Kind::Unary | Kind::Oneway) {
+        return Err(Error::invalid_argument("missing TTL"));
+    }
+    let deadline = match ttl {
+        None => None,
+        Some(ttl) => Some(Instant::now().checked_add(ttl).ok_or_else(|| {
+            Error::invalid_argument(format!(
+                "invalid TTL {} for service {service:?} and procedure {procedure:?}: too large",
+                ttl.as_millis()
+            ))
+        })?),
+    };
+    let optional = |name| wire::text(headers, name).map(|v| v.map(str::to_owned));
+    let mut app = Headers::new();
+    wire::read_app_headers(headers, &mut app);
+    let meta = RequestMeta {
+        caller: caller.to_owned(),
+        service: service.to_owned(),
+        procedure: procedure.to_owned(),
+        encoding,
+        transport: Transport::Http,
+        ttl,
+        deadline,
+        shard_key: optional(&RPC_SHARD_KEY)?,
+        routing_key: optional(&RPC_ROUTING_KEY)?,
+        routing_delegate: optional(&RPC_ROUTING_DELEGATE)?,
+        caller_procedure: optional(&RPC_CALLER_PROCEDURE)?,
+        headers: app,
+    };
+    Ok((mode, spec.clone(), meta))
+}
+
+async fn handle(shared: Arc<Shared>, request: http::Request<Incoming>) -> http::Response<Body> {
+    if matches!(*request.method(), Method::GET | Method::HEAD) {
+        match request.uri().path() {
+            "/omnirelay/introspect" => {
+                return json_response(StatusCode::OK, &shared.context.introspect());
+            }
+            "/healthz" => return health(&shared, false),
+            "/readyz" => return health(&shared, true),
+            _ => {}
+        }
+    }
+    // Counted before the drain check, so a stop that saw no call in flight sees none start.
+    let guard = shared.in_flight.enter();
+    let version = request.version();
+    if shared.is_draining() {
+        let error = Error::unavailable(format!(
+            "service {:?} is draining: retry on another peer",
+            shared.context.service()
+        ));
+        let mut response = error_response(&shared, &error, false);
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        return close_after(response, version);
+    }
+    let both = request
+        .headers()
+        .get(&RPC_ACCEPTS_BOTH)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
+    let size = wire::header_bytes(request.headers());
+    if size > shared.config.max_header_bytes {
+        let error = too_large("request headers", size, shared.config.max_header_bytes);
+        return close_after(error_response(&shared, &error, both), version);
+    }
+    let post = request.method() == Method::POST;
+    let routed =
+        classify(&request).and_then(|mode| route(&shared.context, request.headers(), mode, post));
+    let (mode, spec, meta) = match routed {
+        Ok(routed) => routed,
+        Err(error) => return error_response(&shared, &error, both),
+    };
+    match mode {
+        Mode::Plain => plain(&shared, spec, meta, request, both, guard).await,
+        Mode::Sse => server_stream(&shared, spec, meta, request, both, guard).await,
+        Mode::WebSocket => websocket(&shared, spec, meta, request, both, guard),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handlers
+
+/// What a deadline error says (yarpc-go's message).
+struct TimeoutInfo {
+    procedure: String,
+    service: String,
+    caller: String,
+    ttl: Duration,
+}
+
+impl TimeoutInfo {
+    fn of(meta: &RequestMeta) -> Option<TimeoutInfo> {
+        Some(TimeoutInfo {
+            procedure: meta.procedure.clone(),
+            service: meta.service.clone(),
+            caller: meta.caller.clone(),
+            ttl: meta.ttl?,
+        })
+    }
+
+    fn error(&self) -> Error {
+        Error::deadline_exceeded(format!(
+            "call to procedure {:?} of service {:?} from caller {:?} timed out after {}",
+            self.procedure,
+            self.service,
+            self.caller,
+            wire::go_duration(self.ttl)
+        ))
+    }
+}
+
+/// Runs a handler future under the call's deadline, turning a panic into `internal`.
+async fn run<T>(
+    deadline: Option<Instant>,
+    timeout: Option<&TimeoutInfo>,
+    call: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    let call = AssertUnwindSafe(call).catch_unwind();
+    let outcome = match deadline {
+        None => call.await,
+        Some(deadline) => tokio::time::timeout_at(deadline.into(), call)
+            .await
+            .map_err(|_| match timeout {
+                Some(info) => info.error(),
+                None => Error::deadline_exceeded("the handler passed the call's deadline"),
+            })?,
+    };
+    outcome.unwrap_or_else(|_| Err(Error::internal("the handler panicked")))
+}
+
+/// Reads a request body up to `limit` bytes. Over the limit, the rest is read and dropped (up
+/// to a budget) so the client can read the answer, unless the client waits for `100 Continue`
+/// and so has not sent the body.
+async fn read_body(request: http::Request<Incoming>, limit: usize) -> Result<Bytes> {
+    let expect_continue = request
+        .headers()
+        .get(http::header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let mut body = request.into_body();
+    let declared = http_body::Body::size_hint(&body).exact();
+    if let Some(len) = declared
+        && len > limit as u64
+    {
+        if !expect_continue && len <= (limit + DRAIN_BUDGET) as u64 {
+            drain(body).await;
+        }
+        return Err(too_large(
+            "request body",
+            usize::try_from(len).unwrap_or(usize::MAX),
+            limit,
+        ));
+    }
+    let mut first: Option<Bytes> = None;
+    let mut joined: Option<BytesMut> = None;
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame
+            .map_err(|e| Error::invalid_argument(format!("cannot read the request body: {e}")))?;
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers
+        };
+        total += data.len();
+        if total > limit {
+            drain(body).await;
+            return Err(Error::resource_exhausted(format!(
+                "request body exceeds the limit of {limit} bytes"
+            )));
+        }
+        match (&mut first, &mut joined) {
+            (None, _) => first = Some(data),
+            (Some(f), None) => {
+                let hint = declared.map_or(0, |n| n as usize);
+                let mut buf = BytesMut::with_capacity(hint.max(f.len() + data.len()));
+                buf.extend_from_slice(f);
+                buf.extend_from_slice(&data);
+                joined = Some(buf);
+            }
+            (_, Some(buf)) => buf.extend_from_slice(&data),
+        }
+    }
+    Ok(joined.map(BytesMut::freeze).or(first).unwrap_or_default())
+}
+
+async fn drain(mut body: Incoming) {
+    let _ = tokio::time::timeout(DRAIN_TIME, async {
+        let mut read = 0usize;
+        while let Some(Ok(frame)) = body.frame().await {
+            read += frame.data_ref().map_or(0, Bytes::len);
+            if read > DRAIN_BUDGET {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+fn success(
+    shared: &Shared,
+    answer: Response<Bytes>,
+    encoding: Encoding,
+    both: bool,
+) -> http::Response<Body> {
+    let (meta, body) = answer.into_parts();
+    let encoding = meta.encoding.unwrap_or(encoding);
+    let mut headers = HeaderMap::with_capacity(3 + meta.headers.len() + meta.trailers.len());
+    headers.insert(RPC_STATUS, wire::SUCCESS);
+    headers.insert(RPC_SERVICE, shared.service.clone());
+    headers.insert(CONTENT_TYPE, wire::content_type(encoding));
+    let written = wire::write_app_headers(&meta.headers, &mut headers)
+        .and_then(|()| wire::write_app_headers(&meta.trailers, &mut headers));
+    if let Err(err) = written {
+        let error = Error::internal(format!("the handler's response: {}", err.message()));
+        return error_response(shared, &error, both);
+    }
+    response(StatusCode::OK, headers, Body::full(body))
+}
+
+async fn plain(
+    shared: &Shared,
+    spec: Arc<ProcedureSpec>,
+    meta: RequestMeta,
+    request: http::Request<Incoming>,
+    both: bool,
+    guard: InFlightGuard,
+) -> http::Response<Body> {
+    let version = request.version();
+    let deadline = meta.deadline;
+    let timeout = TimeoutInfo::of(&meta);
+    let body = match run(
+        deadline,
+        timeout.as_ref(),
+        read_body(request, shared.config.max_body_bytes),
+    )
+    .await
+    {
+        Ok(body) => body,
+        Err(error) => return close_after(error_response(shared, &error, both), version),
+    };
+    let encoding = meta.encoding;
+    match spec.handler() {
+        Handler::Unary(h) => {
+            let call = h.handle(Request::new(meta, body));
+            let mut response = match run(deadline, timeout.as_ref(), call).await {
+                Ok(response) => success(shared, response, encoding, both),
+                Err(error) => error_response(shared, &error, both),
+            };
+            // Counted until the answer is written, not only until it is ready.
+            response.body_mut()._guard = Some(guard);
+            response
+        }
+        Handler::Oneway(h) => {
+            let procedure = meta.procedure.clone();
+            let call = h.handle(Request::new(meta, body));
+            tokio::spawn(async move {
+                let _guard = guard;
+                if let Err(err) = run(None, None, call).await {
+                    tracing::warn!(%procedure, error = %err, "oneway handler failed");
+                }
+            });
+            let mut headers = HeaderMap::with_capacity(2);
+            headers.insert(RPC_STATUS, wire::SUCCESS);
+            headers.insert(RPC_SERVICE, shared.service.clone());
+            response(StatusCode::OK, headers, Body::empty())
+        }
+        _ => error_response(
+            shared,
+            &Error::internal("routed a streaming procedure as unary"),
+            both,
+        ),
+    }
+}
+
+async fn server_stream(
+    shared: &Shared,
+    spec: Arc<ProcedureSpec>,
+    meta: RequestMeta,
+    request: http::Request<Incoming>,
+    both: bool,
+    guard: InFlightGuard,
+) -> http::Response<Body> {
+    let Handler::ServerStream(h) = spec.handler() else {
+        let error = Error::internal("routed a procedure that is not a server stream as SSE");
+        return error_response(shared, &error, both);
+    };
+    let version = request.version();
+    let deadline = meta.deadline;
+    let timeout = TimeoutInfo::of(&meta);
+    let encoding = meta.encoding;
+    let body = match run(
+        deadline,
+        timeout.as_ref(),
+        read_body(request, shared.config.max_body_bytes),
+    )
+    .await
+    {
+        Ok(body) => body,
+        Err(error) => return close_after(error_response(shared, &error, both), version),
+    };
+    let call = h.handle(Request::new(meta, body));
+    let (meta, stream) = match run(deadline, timeout.as_ref(), call).await {
+        Ok(response) => response.into_parts(),
+        Err(error) => return error_response(shared, &error, both),
+    };
+    let encoding = meta.encoding.unwrap_or(encoding);
+    let mut headers = HeaderMap::with_capacity(5 + meta.headers.len());
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    headers.insert(RPC_SERVICE, shared.service.clone());
+    headers.insert(RPC_ENCODING, HeaderValue::from_static(encoding.as_str()));
+    if let Err(err) = wire::write_app_headers(&meta.headers, &mut headers) {
+        let error = Error::internal(format!("the handler's response: {}", err.message()));
+        return error_response(shared, &error, both);
+    }
+    let stream = with_deadline(stream, deadline, "the handler's stream");
+    let events = sse_events(
+        stream,
+        encoding,
+        meta.trailers,
+        shared.config.max_frame_bytes,
+        timeout,
+    );
+    response(
+        StatusCode::OK,
+        headers,
+        Body::stream(Box::pin(events), guard),
+    )
+}
+
+/// The handler's messages as SSE events, ending with `complete` or `error`. The client going
+/// away drops this stream, and with it the handler's.
+fn sse_events(
+    stream: ByteStream,
+    encoding: Encoding,
+    trailers: Headers,
+    limit: usize,
+    timeout: Option<TimeoutInfo>,
+) -> impl Stream<Item = Bytes> + Send + 'static {
+    futures::stream::unfold(Some((stream, trailers)), move |state| {
+        let timeout = timeout.as_ref().map(TimeoutInfo::error);
+        async move {
+            let (mut stream, trailers) = state?;
+            let event = match AssertUnwindSafe(stream.next()).catch_unwind().await {
+                Ok(Some(Ok(message))) if message.len() > limit => {
+                    sse::error_event(&too_large("response message", message.len(), limit))
+                }
+                Ok(Some(Ok(message))) => {
+                    return Some((
+                        sse::data_event(encoding, &message),
+                        Some((stream, trailers)),
+                    ));
+                }
+                Ok(Some(Err(error))) => sse::error_event(&deadline_message(error, timeout)),
+                Ok(None) => sse::complete_event(encoding, &trailers),
+                Err(_) => sse::error_event(&Error::internal("the handler's stream panicked")),
+            };
+            Some((event, None))
+        }
+    })
+}
+
+/// The stream deadline error with yarpc-go's message, when there is one to give.
+fn deadline_message(error: Error, timeout: Option<Error>) -> Error {
+    match timeout {
+        Some(timeout) if error.code() == Code::DeadlineExceeded => timeout,
+        _ => error,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// WebSocket
+
+type Ws = WebSocketStream<TokioIo<Upgraded>>;
+
+/// The tungstenite limits for a frame limit: generous, so that our own check (which answers with
+/// an error frame) sees over-limit frames first.
+pub(crate) fn ws_config(limit: usize) -> WebSocketConfig {
+    let cap = limit.saturating_mul(2).saturating_add(1024);
+    WebSocketConfig::default()
+        .max_message_size(Some(cap))
+        .max_frame_size(Some(cap))
+}
+
+fn websocket(
+    shared: &Arc<Shared>,
+    spec: Arc<ProcedureSpec>,
+    meta: RequestMeta,
+    mut request: http::Request<Incoming>,
+    both: bool,
+    guard: InFlightGuard,
+) -> http::Response<Body> {
+    let headers = request.headers();
+    if request.version() != Version::HTTP_11 {
+        let error = Error::invalid_argument(
+            "WebSocket calls need HTTP/1.1 (an Upgrade request); this request is not HTTP/1.1",
+        );
+        return error_response(shared, &error, both);
+    }
+    if headers
+        .get(SEC_WEBSOCKET_VERSION)
+        .is_none_or(|v| v.as_bytes() != b"13")
+    {
+        let error = Error::invalid_argument("WebSocket upgrade needs Sec-WebSocket-Version: 13");
+        let mut response = error_response(shared, &error, both);
+        response
+            .headers_mut()
+            .insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+        return response;
+    }
+    let Some(key) = headers.get(SEC_WEBSOCKET_KEY) else {
+        let error = Error::invalid_argument("WebSocket upgrade without Sec-WebSocket-Key");
+        return error_response(shared, &error, both);
+    };
+    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let Ok(accept) = HeaderValue::from_str(&accept) else {
+        return error_response(shared, &Error::internal("bad WebSocket accept key"), both);
+    };
+    let upgrade = hyper::upgrade::on(&mut request);
+    let service = shared.service.clone();
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        let _guard = guard;
+        match upgrade.await {
+            Ok(upgraded) => {
+                let config = ws_config(shared.config.max_frame_bytes);
+                let ws = WebSocketStream::from_raw_socket(
+                    TokioIo::new(upgraded),
+                    Role::Server,
+                    Some(config),
+                )
+                .await;
+                serve_ws(&shared, ws, spec, meta).await;
+            }
+            Err(err) => tracing::debug!(error = %err, "WebSocket upgrade failed"),
+        }
+    });
+    let mut headers = HeaderMap::with_capacity(4);
+    headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+    headers.insert(SEC_WEBSOCKET_ACCEPT, accept);
+    headers.insert(RPC_SERVICE, service);
+    response(StatusCode::SWITCHING_PROTOCOLS, headers, Body::empty())
+}
+
+/// How the request side of a WebSocket call ended, when that ends the call.
+enum ReadEnd {
+    /// The client closed the socket or went away: the call is cancelled.
+    Gone,
+    /// The client broke the protocol: the call ends with this error.
+    Failed(Error),
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+async fn serve_ws(shared: &Shared, ws: Ws, spec: Arc<ProcedureSpec>, meta: RequestMeta) {
+    let limit = shared.config.max_frame_bytes;
+    let (mut sink, stream) = ws.split();
+    let (requests_tx, requests_rx) = mpsc::channel(REQUEST_BUFFER);
+    let (ended_tx, mut ended) = oneshot::channel();
+    let _reader = AbortOnDrop(tokio::spawn(read_requests(
+        stream,
+        requests_tx,
+        ended_tx,
+        limit,
+    )));
+    let (frames_tx, mut frames) = mpsc::channel::<Bytes>(1);
+    let requests = Streaming::new(ReceiverStream::new(requests_rx));
+    let producer = respond(spec, meta, requests, frames_tx, limit);
+    tokio::pin!(producer);
+    let mut producing = true;
+    let mut kill = shared.kill.subscribe();
+    loop {
+        tokio::select! {
+            biased;
+            end = &mut ended => {
+                match end {
+                    Ok(ReadEnd::Failed(error)) => {
+                        let code = if error.code() == Code::ResourceExhausted {
+                            CloseCode::Size
+                        } else {
+                            CloseCode::Protocol
+                        };
+                        fail(&mut sink, &error, code).await;
+                        return;
+                    }
+                    // The client went away: drop the handler (cancelling it).
+                    Ok(ReadEnd::Gone) | Err(_) => return,
+                }
+            }
+            _ = kill.changed() => {
+                let error = Error::unavailable("the server stopped before the call finished");
+                fail(&mut sink, &error, CloseCode::Away).await;
+                return;
+            }
+            () = &mut producer, if producing => producing = false,
+            frame = frames.recv() => match frame {
+                Some(frame) => {
+                    if sink.send(Message::Binary(frame)).await.is_err() {
+                        return;
+                    }
+                }
+                None => {
+                    // Everything was sent: close, and give the client a moment to reply.
+                    let _ = sink.send(close_message(CloseCode::Normal, "")).await;
+                    let _ = tokio::time::timeout(CLOSE_WAIT, &mut ended).await;
+                    return;
+                }
+            },
+        }
+    }
+}
+
+fn close_message(code: CloseCode, reason: &str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }))
+}
+
+/// Ends a call with an error frame and a close.
+async fn fail(sink: &mut SplitSink<Ws, Message>, error: &Error, code: CloseCode) {
+    let payload = frame::error_payload(error);
+    let _ = sink
+        .send(Message::Binary(frame::encode(
+            FrameType::ResponseError,
+            &payload,
+        )))
+        .await;
+    let _ = sink.send(close_message(code, "")).await;
+}
+
+/// Reads the client's frames into the handler's request stream until the client half-closes
+/// (then keeps watching for it to go away), fails the protocol, or disconnects.
+async fn read_requests(
+    mut stream: SplitStream<Ws>,
+    requests: mpsc::Sender<Result<Bytes>>,
+    ended: oneshot::Sender<ReadEnd>,
+    limit: usize,
+) {
+    let mut requests = Some(requests);
+    let end = loop {
+        let message = match stream.next().await {
+            None => break ReadEnd::Gone,
+            Some(Err(tungstenite::Error::Capacity(err))) => {
+                break ReadEnd::Failed(Error::resource_exhausted(format!(
+                    "WebSocket frame over the limit of {limit} bytes: {err}"
+                )));
+            }
+            Some(Err(_)) => break ReadEnd::Gone,
+            Some(Ok(message)) => message,
+        };
+        let bytes = match message {
+            Message::Binary(bytes) => bytes,
+            Message::Text(_) => {
+                break ReadEnd::Failed(Error::invalid_argument(
+                    "text WebSocket messages are not part of the protocol: send binary frames",
+                ));
+            }
+            Message::Close(_) => break ReadEnd::Gone,
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
+        };
+        let (kind, payload) = match frame::decode(bytes, limit) {
+            Ok(decoded) => decoded,
+            Err(error) => {
+                if let Some(tx) = requests.take() {
+                    let _ = tx.try_send(Err(error.clone()));
+                }
+                break ReadEnd::Failed(error);
+            }
+        };
+        match (kind, &requests) {
+            (FrameType::RequestData, Some(tx)) => {
+                // A handler that stopped reading drops the receiver; keep watching the socket.
+                let _ = tx.send(Ok(payload)).await;
+            }
+            (FrameType::RequestComplete, Some(_)) => requests = None,
+            (FrameType::RequestError, Some(tx)) => {
+                let _ = tx.send(Err(frame::parse_error(&payload))).await;
+                requests = None;
+            }
+            (kind, _) => {
+                let error = Error::invalid_argument(format!(
+                    "unexpected WebSocket frame {kind:?} ({:#04x}) from the client{}",
+                    kind as u8,
+                    if requests.is_none() {
+                        " after its request stream ended"
+                    } else {
+                        ""
+                    }
+                ));
+                if let Some(tx) = requests.take() {
+                    let _ = tx.try_send(Err(error.clone()));
+                }
+                break ReadEnd::Failed(error);
+            }
+        }
+    };
+    if let (ReadEnd::Gone, Some(tx)) = (&end, requests.take()) {
+        let _ = tx.try_send(Err(Error::cancelled(
+            "the client closed the WebSocket before completing its requests",
+        )));
+    }
+    let _ = ended.send(end);
+}
+
+/// Runs the handler and turns its answer into frames.
+async fn respond(
+    spec: Arc<ProcedureSpec>,
+    meta: RequestMeta,
+    requests: ByteStream,
+    frames: mpsc::Sender<Bytes>,
+    limit: usize,
+) {
+    let deadline = meta.deadline;
+    let encoding = meta.encoding;
+    let timeout = TimeoutInfo::of(&meta);
+    let send = |kind: FrameType, payload: &[u8]| frames.send(frame::encode(kind, payload));
+    let send_error = |error: &Error| send(FrameType::ResponseError, &frame::error_payload(error));
+    match spec.handler() {
+        Handler::ClientStream(h) => {
+            let call = h.handle(Request::new(meta, requests));
+            let (meta, body) = match run(deadline, timeout.as_ref(), call).await {
+                Ok(response) => response.into_parts(),
+                Err(error) => {
+                    let _ = send_error(&error).await;
+                    return;
+                }
+            };
+            if body.len() > limit {
+                let _ = send_error(&too_large("response message", body.len(), limit)).await;
+                return;
+            }
+            let encoding = meta.encoding.unwrap_or(encoding);
+            let _ = async {
+                send(
+                    FrameType::ResponseHeaders,
+                    &frame::headers_payload(&meta.headers),
+                )
+                .await?;
+                send(FrameType::ResponseData, &body).await?;
+                let complete = frame::complete_payload(encoding, &meta.trailers);
+                send(FrameType::ResponseComplete, &complete).await
+            }
+            .await;
+        }
+        Handler::Duplex(h) => {
+            let call = h.handle(Request::new(meta, requests));
+            let (meta, stream) = match run(deadline, timeout.as_ref(), call).await {
+                Ok(response) => response.into_parts(),
+                Err(error) => {
+                    let _ = send_error(&error).await;
+                    return;
+                }
+            };
+            let encoding = meta.encoding.unwrap_or(encoding);
+            let headers = frame::headers_payload(&meta.headers);
+            if send(FrameType::ResponseHeaders, &headers).await.is_err() {
+                return;
+            }
+            let mut stream = with_deadline(stream, deadline, "the handler's stream");
+            loop {
+                let error = match AssertUnwindSafe(stream.next()).catch_unwind().await {
+                    Ok(Some(Ok(message))) if message.len() > limit => {
+                        too_large("response message", message.len(), limit)
+                    }
+                    Ok(Some(Ok(message))) => {
+                        if send(FrameType::ResponseData, &message).await.is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                    Ok(Some(Err(error))) => {
+                        deadline_message(error, timeout.as_ref().map(TimeoutInfo::error))
+                    }
+                    Ok(None) => {
+                        let complete = frame::complete_payload(encoding, &meta.trailers);
+                        let _ = send(FrameType::ResponseComplete, &complete).await;
+                        return;
+                    }
+                    Err(_) => Error::internal("the handler's stream panicked"),
+                };
+                let _ = send_error(&error).await;
+                return;
+            }
+        }
+        _ => {
+            let error = Error::internal("routed a procedure that is not a stream as a WebSocket");
+            let _ = send_error(&error).await;
+        }
+    }
+}

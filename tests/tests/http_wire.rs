@@ -1,0 +1,506 @@
+//! YARPC-HTTP at the wire level, over real sockets with hand-made requests: invalid header
+//! bytes, the WebSocket frame protocol (limits, unknown types, disconnects), introspection,
+//! health and readiness, and graceful drain for HTTP and gRPC.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use http_body_util::Full;
+use omnirelay::Streaming;
+use omnirelay::codec::RawCodec;
+use omnirelay::introspect::{HealthReport, Introspection};
+use omnirelay::procedure::typed;
+use omnirelay::transport::http::HttpInbound;
+use omnirelay::{CallOptions, Client, Code, Encoding, ProcedureSpec, Request, Response};
+use omnirelay_examples::EchoService;
+use omnirelay_examples::echo::EchoProcedures;
+use omnirelay_tests::{HttpHarness, loopback, raw_h1, raw_tcp};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+fn count_stream() -> ProcedureSpec {
+    typed::duplex(
+        "ws::Echo",
+        RawCodec,
+        |r: Request<Streaming<Bytes>>| async move { Ok(Response::new(r.into_body())) },
+    )
+}
+
+/// A raw WebSocket to `ws::Echo` (or `procedure`) with the YARPC headers.
+async fn ws(
+    h: &HttpHarness,
+    procedure: &str,
+) -> Result<
+    tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+    tokio_tungstenite::tungstenite::Error,
+> {
+    let mut request = format!("ws://{}/", h.addr).into_client_request().unwrap();
+    let headers = request.headers_mut();
+    headers.insert("rpc-caller", "raw".parse().unwrap());
+    headers.insert("rpc-service", "test-service".parse().unwrap());
+    headers.insert("rpc-procedure", procedure.parse().unwrap());
+    headers.insert("rpc-encoding", "raw".parse().unwrap());
+    let tcp = tokio::net::TcpStream::connect(h.addr).await.unwrap();
+    tokio_tungstenite::client_async(request, tcp)
+        .await
+        .map(|(ws, _)| ws)
+}
+
+/// Reads frames until one of type `kind` (skipping response headers and data) and returns its
+/// payload as JSON.
+async fn frame_of<S>(ws: &mut S, kind: u8) -> serde_json::Value
+where
+    S: futures::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("a frame within 5 s")
+            .expect("the socket is open")
+            .expect("a message");
+        if let Message::Binary(bytes) = message {
+            if bytes[0] == kind {
+                return serde_json::from_slice(&bytes[1..]).unwrap_or(serde_json::Value::Null);
+            }
+            assert!(
+                matches!(bytes[0], 0x10 | 0x11),
+                "unexpected frame {:#04x}",
+                bytes[0]
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn websocket_frames_follow_the_protocol() {
+    let h = HttpHarness::start(count_stream()).await;
+    let mut socket = ws(&h, "ws::Echo").await.unwrap();
+    socket
+        .send(Message::binary(&b"\x01hello"[..]))
+        .await
+        .unwrap();
+    let headers = socket.next().await.unwrap().unwrap().into_data();
+    assert_eq!(headers[0], 0x10);
+    let data = socket.next().await.unwrap().unwrap().into_data();
+    assert_eq!(data.as_ref(), b"\x11hello");
+    socket.send(Message::binary(&b"\x02"[..])).await.unwrap();
+    let complete = frame_of(&mut socket, 0x12).await;
+    assert_eq!(complete["transport"], "http");
+    // The server closes after the last frame.
+    let next = socket.next().await;
+    assert!(
+        matches!(next, None | Some(Ok(Message::Close(_))) | Some(Err(_))),
+        "{next:?}"
+    );
+}
+
+#[tokio::test]
+async fn unknown_frame_types_text_frames_and_frames_over_the_limit_end_the_call() {
+    let h = HttpHarness::start_with(
+        HttpInbound::new(loopback()).max_frame_bytes(1024),
+        omnirelay::transport::http::HttpOutbound::new,
+        count_stream(),
+    )
+    .await;
+    let mut socket = ws(&h, "ws::Echo").await.unwrap();
+    socket
+        .send(Message::binary(&b"\x7fwhat"[..]))
+        .await
+        .unwrap();
+    let error = frame_of(&mut socket, 0x13).await;
+    assert_eq!(error["code"], "invalid-argument", "{error}");
+    assert!(
+        error["message"].as_str().unwrap().contains("0x7f"),
+        "{error}"
+    );
+
+    let mut socket = ws(&h, "ws::Echo").await.unwrap();
+    socket.send(Message::text("hello")).await.unwrap();
+    let error = frame_of(&mut socket, 0x13).await;
+    assert_eq!(error["code"], "invalid-argument", "{error}");
+
+    let mut socket = ws(&h, "ws::Echo").await.unwrap();
+    let mut big = vec![0x01];
+    big.extend(vec![0u8; 1025]);
+    socket.send(Message::binary(big)).await.unwrap();
+    let error = frame_of(&mut socket, 0x13).await;
+    assert_eq!(error["code"], "resource-exhausted", "{error}");
+    assert!(
+        error["message"].as_str().unwrap().contains("1024"),
+        "{error}"
+    );
+
+    // Far over the limit (beyond what the WebSocket layer buffers): still a clear error.
+    let mut socket = ws(&h, "ws::Echo").await.unwrap();
+    let mut huge = vec![0x01];
+    huge.extend(vec![0u8; 64 * 1024]);
+    let _ = socket.send(Message::binary(huge)).await;
+    let error = frame_of(&mut socket, 0x13).await;
+    assert_eq!(error["code"], "resource-exhausted", "{error}");
+
+    let mut socket = ws(&h, "ws::Echo").await.unwrap();
+    socket.send(Message::binary(Vec::new())).await.unwrap();
+    let error = frame_of(&mut socket, 0x13).await;
+    assert_eq!(error["code"], "invalid-argument", "{error}");
+}
+
+#[tokio::test]
+async fn bad_websocket_requests_get_http_errors_before_the_upgrade() {
+    let h = HttpHarness::start(vec![
+        count_stream(),
+        typed::unary("u::Unary", RawCodec, |r: Request<Bytes>| async move {
+            Ok(Response::new(r.body))
+        }),
+    ])
+    .await;
+    let err = ws(&h, "nope::Nope").await.unwrap_err();
+    let tokio_tungstenite::tungstenite::Error::Http(response) = err else {
+        panic!("expected an HTTP error, got {err:?}");
+    };
+    assert_eq!(response.status(), 501);
+    assert_eq!(response.headers()["rpc-error-code"], "unimplemented");
+    let err = ws(&h, "u::Unary").await.unwrap_err();
+    let tokio_tungstenite::tungstenite::Error::Http(response) = err else {
+        panic!("expected an HTTP error, got {err:?}");
+    };
+    assert_eq!(response.status(), 400);
+    let body = String::from_utf8(response.body().clone().unwrap()).unwrap();
+    assert!(body.contains("is a unary procedure"), "{body}");
+}
+
+#[tokio::test]
+async fn a_client_that_disconnects_mid_stream_cancels_the_handler() {
+    /// Reports when the handler's future is dropped (cancelled) or sees its requests fail.
+    struct Report(Option<tokio::sync::mpsc::Sender<&'static str>>);
+    impl Drop for Report {
+        fn drop(&mut self) {
+            if let Some(tx) = self.0.take() {
+                let _ = tx.try_send("dropped");
+            }
+        }
+    }
+    let (tx, mut ended) = tokio::sync::mpsc::channel(4);
+    let spec = typed::client_stream("cs::Sum", RawCodec, move |r: Request<Streaming<Bytes>>| {
+        let mut report = Report(Some(tx.clone()));
+        async move {
+            let mut requests = r.into_body();
+            loop {
+                match requests.message().await {
+                    Ok(Some(_)) => continue,
+                    Ok(None) => {
+                        let _ = report.0.take().unwrap().try_send("completed");
+                        return Ok(Response::new(Bytes::new()));
+                    }
+                    Err(e) => {
+                        let _ = report.0.take().unwrap().try_send("cancelled");
+                        return Err(e);
+                    }
+                }
+            }
+        }
+    });
+    let h = HttpHarness::start(spec).await;
+    let mut socket = ws(&h, "cs::Sum").await.unwrap();
+    socket.send(Message::binary(&b"\x01one"[..])).await.unwrap();
+    // Gone without a request-complete frame or a close handshake.
+    drop(socket);
+    let outcome = tokio::time::timeout(Duration::from_secs(5), ended.recv())
+        .await
+        .expect("the handler was cancelled")
+        .unwrap();
+    assert!(matches!(outcome, "dropped" | "cancelled"), "{outcome}");
+
+    // An SSE client that disconnects: the next call is served as usual.
+    let h = HttpHarness::start(EchoProcedures::new(EchoService)).await;
+    let request = b"POST / HTTP/1.1\r\nHost: x\r\nRpc-Caller: c\r\nRpc-Service: test-service\r\n\
+        Rpc-Procedure: omnirelay.examples.echo.v1.Echo::Expand\r\nRpc-Encoding: json\r\n\
+        Accept: text/event-stream\r\nContent-Length: 34\r\n\r\n{\"message\":\"x\",\"repeat\":10000}    ";
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut tcp = tokio::net::TcpStream::connect(h.addr).await.unwrap();
+        tcp.write_all(request).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let client = omnirelay_examples::echo::EchoClient::new(h.config());
+    let reply = client
+        .echo(omnirelay_examples::echo::EchoRequest {
+            message: "still here".into(),
+            repeat: 0,
+        })
+        .await
+        .unwrap();
+    assert_eq!(reply.body.message, "still here");
+}
+
+#[tokio::test]
+async fn invalid_header_bytes_are_clear_400s() {
+    let h = HttpHarness::start(EchoProcedures::new(EchoService)).await;
+    let mut request =
+        b"POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nRpc-Caller: \xff\xfe\r\n\
+        Rpc-Service: test-service\r\nRpc-Procedure: omnirelay.examples.echo.v1.Echo::Echo\r\n\
+        Rpc-Encoding: json\r\nContext-TTL-MS: 1000\r\nContent-Length: 2\r\n\r\n{}"
+            .to_vec();
+    let response = raw_tcp(h.addr, &request).await;
+    assert_eq!(response.status, 400);
+    assert_eq!(response.header("rpc-error-code"), "invalid-argument");
+    assert_eq!(response.text(), "header Rpc-Caller is not valid UTF-8\n");
+    // A control byte in a header is refused by the HTTP parser itself.
+    let pos = request.windows(2).position(|w| w == b"\xff\xfe").unwrap();
+    request[pos] = 0x01;
+    let response = raw_tcp(h.addr, &request).await;
+    assert_eq!(response.status, 400);
+    // The server is fine afterwards.
+    let ok = raw_tcp(
+        h.addr,
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(ok.status, 200);
+}
+
+#[tokio::test]
+async fn introspection_lists_procedures_inbounds_and_outbounds() {
+    let server = omnirelay::Dispatcher::builder("intro")
+        .inbound(HttpInbound::new(loopback()))
+        .outbound(
+            "downstream",
+            omnirelay::transport::grpc::GrpcOutbound::new("http://127.0.0.1:9").unwrap(),
+        )
+        .register(EchoProcedures::new(EchoService))
+        .register(
+            typed::unary("a::Aliased", RawCodec, |r: Request<Bytes>| async move {
+                Ok(Response::new(r.body))
+            })
+            .with_alias("a::Old"),
+        )
+        .register(typed::oneway(
+            "a::Fire",
+            RawCodec,
+            |_r: Request<Bytes>| async { Ok(()) },
+        ))
+        .build()
+        .unwrap();
+    server.start().await.unwrap();
+    let addr = server.addr(omnirelay::Transport::Http).unwrap();
+    let get = |path: &str| {
+        http::Request::get(format!("http://{addr}{path}"))
+            .header("host", "x")
+            .body(Full::new(Bytes::new()))
+            .unwrap()
+    };
+    let response = raw_h1(addr, get("/omnirelay/introspect")).await;
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("content-type"), "application/json");
+    let seen: Introspection = serde_json::from_slice(&response.body).unwrap();
+    assert_eq!(seen, server.introspect());
+    assert_eq!(seen.service, "intro");
+    assert_eq!(seen.status, "running");
+    let names = |list: &[omnirelay::introspect::ProcedureInfo]| {
+        list.iter().map(|p| p.name.clone()).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(&seen.procedures.unary),
+        [
+            "a::Aliased",
+            "grpc.health.v1.Health::Check",
+            "omnirelay.examples.echo.v1.Echo::Echo"
+        ]
+    );
+    assert_eq!(seen.procedures.unary[0].aliases, ["a::Old"]);
+    assert_eq!(seen.procedures.unary[2].encodings, ["proto", "json"]);
+    assert_eq!(names(&seen.procedures.oneway), ["a::Fire"]);
+    assert_eq!(
+        names(&seen.procedures.server_stream),
+        ["omnirelay.examples.echo.v1.Echo::Expand"]
+    );
+    assert_eq!(names(&seen.procedures.client_stream).len(), 1);
+    assert_eq!(names(&seen.procedures.duplex).len(), 1);
+    assert_eq!(seen.inbounds.len(), 1);
+    assert_eq!(seen.inbounds[0].transport, "http");
+    assert_eq!(seen.inbounds[0].address, addr.to_string());
+    assert_eq!(seen.outbounds.len(), 1);
+    assert_eq!(seen.outbounds[0].service, "downstream");
+    assert_eq!(seen.outbounds[0].transport, "grpc");
+    assert_eq!(seen.outbounds[0].peers, ["127.0.0.1:9"]);
+    assert!(seen.middleware.is_empty());
+    // The JSON keys are lowerCamelCase.
+    let json: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
+    assert!(json["procedures"]["serverStream"].is_array(), "{json}");
+
+    for path in ["/healthz", "/readyz"] {
+        let response = raw_h1(addr, get(path)).await;
+        assert_eq!(response.status, 200, "{path}");
+        let report: HealthReport = serde_json::from_slice(&response.body).unwrap();
+        assert_eq!(report.status, "ok");
+        assert!(!report.draining);
+    }
+    server.stop().await.unwrap();
+}
+
+fn slow() -> ProcedureSpec {
+    typed::unary("slow::Sleep", RawCodec, |r: Request<Bytes>| async move {
+        let ms: u64 = std::str::from_utf8(&r.body).unwrap().parse().unwrap();
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        Ok(Response::new(r.body))
+    })
+}
+
+#[tokio::test]
+async fn during_drain_new_calls_and_readyz_get_503_while_in_flight_calls_finish() {
+    let h = HttpHarness::start(slow()).await;
+    let client = Client::with_codec(h.config(), RawCodec, Encoding::Raw);
+    // Several calls in flight, over HTTP and over gRPC.
+    let in_flight: Vec<_> = (0..4)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                client
+                    .unary::<Bytes, Bytes>(
+                        "slow::Sleep",
+                        &Bytes::from_static(b"600"),
+                        CallOptions::new(),
+                    )
+                    .await
+            })
+        })
+        .collect();
+    let grpc_caller = omnirelay::Dispatcher::builder("grpc-caller")
+        .outbound(
+            "test-service",
+            omnirelay::transport::grpc::GrpcOutbound::new(format!("http://{}", h.grpc_addr))
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let grpc = Client::with_codec(
+        grpc_caller.client_config("test-service").unwrap(),
+        RawCodec,
+        Encoding::Raw,
+    );
+    let grpc_in_flight = {
+        let grpc = grpc.clone();
+        tokio::spawn(async move {
+            grpc.unary::<Bytes, Bytes>(
+                "slow::Sleep",
+                &Bytes::from_static(b"600"),
+                CallOptions::new(),
+            )
+            .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let stopping = Arc::new(AtomicBool::new(true));
+    let stop = {
+        let stopping = stopping.clone();
+        let server = Arc::new(h.server);
+        let s = server.clone();
+        let task = tokio::spawn(async move {
+            s.stop().await.unwrap();
+            stopping.store(false, Ordering::SeqCst);
+        });
+        (server, task)
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(stopping.load(Ordering::SeqCst), "stop waits for the calls");
+
+    let readyz = raw_h1(
+        h.addr,
+        http::Request::get(format!("http://{}/readyz", h.addr))
+            .header("host", "x")
+            .body(Full::new(Bytes::new()))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(readyz.status, 503);
+    assert_eq!(readyz.header("retry-after"), "1");
+    let report: HealthReport = serde_json::from_slice(&readyz.body).unwrap();
+    assert!(report.draining);
+    assert!(report.issues.contains(&"draining".to_owned()), "{report:?}");
+    assert!(report.active_requests >= 4, "{report:?}");
+    let healthz = raw_h1(
+        h.addr,
+        http::Request::get(format!("http://{}/healthz", h.addr))
+            .header("host", "x")
+            .body(Full::new(Bytes::new()))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(healthz.status, 200, "draining does not fail liveness");
+
+    let refused = raw_h1(
+        h.addr,
+        http::Request::post(format!("http://{}/", h.addr))
+            .header("host", "x")
+            .header("rpc-caller", "c")
+            .header("rpc-service", "test-service")
+            .header("rpc-procedure", "slow::Sleep")
+            .header("rpc-encoding", "raw")
+            .header("context-ttl-ms", "1000")
+            .body(Full::new(Bytes::from_static(b"1")))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(refused.status, 503);
+    assert_eq!(refused.header("retry-after"), "1");
+    assert_eq!(refused.header("rpc-error-code"), "unavailable");
+    let err = client
+        .unary::<Bytes, Bytes>("slow::Sleep", &Bytes::from_static(b"1"), CallOptions::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err}");
+    // gRPC answers new calls `unavailable` while draining too.
+    let err = grpc
+        .unary::<Bytes, Bytes>("slow::Sleep", &Bytes::from_static(b"1"), CallOptions::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err}");
+
+    // No in-flight call was lost.
+    for call in in_flight {
+        assert_eq!(call.await.unwrap().unwrap().body.as_ref(), b"600");
+    }
+    assert_eq!(grpc_in_flight.await.unwrap().unwrap().body.as_ref(), b"600");
+    tokio::time::timeout(Duration::from_secs(5), stop.1)
+        .await
+        .expect("stop returns once the calls are done")
+        .unwrap();
+    assert_eq!(stop.0.status(), omnirelay::dispatcher::Status::Stopped);
+    // After the stop, the port is closed.
+    let err = client
+        .unary::<Bytes, Bytes>("slow::Sleep", &Bytes::from_static(b"1"), CallOptions::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err}");
+}
+
+#[tokio::test]
+async fn an_sse_stream_in_flight_finishes_during_drain() {
+    let spec = typed::server_stream("s::Slow", RawCodec, |_r: Request<Bytes>| async {
+        let s = futures::stream::iter(0..5).then(|n| async move {
+            tokio::time::sleep(Duration::from_millis(60)).await;
+            Ok(Bytes::from(n.to_string()))
+        });
+        Ok(Response::new(Streaming::new(s)))
+    });
+    let h = HttpHarness::start(spec).await;
+    let client = Client::with_codec(h.config(), RawCodec, Encoding::Raw);
+    let mut stream = client
+        .server_stream::<Bytes, Bytes>("s::Slow", &Bytes::new(), CallOptions::new())
+        .await
+        .unwrap()
+        .into_body();
+    let server = Arc::new(h.server);
+    let stop = {
+        let server = server.clone();
+        tokio::spawn(async move { server.stop().await })
+    };
+    let mut got = Vec::new();
+    while let Some(m) = stream.message().await.unwrap() {
+        got.push(String::from_utf8(m.to_vec()).unwrap());
+    }
+    assert_eq!(got, ["0", "1", "2", "3", "4"]);
+    stop.await.unwrap().unwrap();
+}
