@@ -1,5 +1,6 @@
 //! Procedures written as plain Rust with `#[omnirelay::procedure]` and `#[omnirelay::service]`,
-//! no `.proto` file: all five shapes served over gRPC and called through a typed client.
+//! no `.proto` file: all five shapes served over gRPC and YARPC-HTTP, and called through a typed
+//! client over each.
 //!
 //! ```text
 //! cargo run -p omnirelay-examples --bin macros
@@ -12,6 +13,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use omnirelay::codec::{Encoding, JsonCodec};
 use omnirelay::transport::grpc::{GrpcInbound, GrpcOutbound};
+use omnirelay::transport::http::{HttpInbound, HttpOutbound};
 use omnirelay::{
     CallOptions, Client, ClientConfig, Dispatcher, Procedure, Request, Response, Result, Service,
     Streaming, Transport,
@@ -186,38 +188,67 @@ async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     }
 
     // The server: free functions one by one or as a list, and the service with its state.
+    let loopback = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
     let server = Dispatcher::builder("macros-example")
-        .inbound(GrpcInbound::new(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))))
+        .inbound(GrpcInbound::new(loopback))
+        .inbound(HttpInbound::new(loopback))
         .register(greet)
         .register(omnirelay::procedures![append, countdown])
         .register(Tally::default())
         .build()?;
     server.start().await?;
-    let addr = server
+    let grpc = server
         .addr(Transport::Grpc)
         .ok_or("the gRPC inbound did not start")?;
-    println!("serving over gRPC on {addr}");
+    let http = server
+        .addr(Transport::Http)
+        .ok_or("the HTTP inbound did not start")?;
+    println!("serving over gRPC on {grpc} and YARPC-HTTP on {http}");
 
-    let caller = Dispatcher::builder("macros-caller")
+    let over_grpc = Dispatcher::builder("macros-caller")
         .outbound(
             "macros-example",
-            GrpcOutbound::new(format!("http://{addr}"))?,
+            GrpcOutbound::new(format!("http://{grpc}"))?,
         )
         .build()?;
-    let client = ExampleClient::new(caller.client_config("macros-example")?);
+    let over_http = Dispatcher::builder("macros-caller")
+        .outbound(
+            "macros-example",
+            HttpOutbound::new(format!("http://{http}"))?,
+        )
+        .build()?;
+    for (pass, (transport, caller)) in [("gRPC", &over_grpc), ("HTTP", &over_http)]
+        .into_iter()
+        .enumerate()
+    {
+        println!("-- over {transport}");
+        let client = ExampleClient::new(caller.client_config("macros-example")?);
+        exercise(&client, pass as i64).await?;
+    }
 
+    server.stop().await?;
+    println!("stopped cleanly");
+    Ok(())
+}
+
+/// Calls every procedure once. `pass` counts earlier runs, whose numbers the tally remembers.
+async fn exercise(
+    client: &ExampleClient,
+    pass: i64,
+) -> std::result::Result<(), Box<dyn std::error::Error>> {
     let greeting = client.greet("macros").await?;
     println!("unary:         {greeting}");
     assert_eq!(greeting, "hello, macros!");
 
-    client.append("started").await?;
+    let text = format!("started {pass}");
+    client.append(&text).await?;
     let mut logged = false;
     for _ in 0..200 {
         if LOG
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
-            .any(|t| t == "started")
+            .any(|t| *t == text)
         {
             logged = true;
             break;
@@ -237,11 +268,10 @@ async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     println!("client stream: sum = {sum}");
     assert_eq!(sum, 10);
 
+    // Each pass adds 10 (sum) and 10 (running) to the grand total.
+    let base = 20 * pass + 10;
     let totals = client.running(vec![5, 5]).await?;
     println!("duplex:        running totals = {totals:?}");
-    assert_eq!(totals, [15, 20]);
-
-    server.stop().await?;
-    println!("stopped cleanly");
+    assert_eq!(totals, [base + 5, base + 10]);
     Ok(())
 }
