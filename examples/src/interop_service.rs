@@ -24,9 +24,18 @@ const ECHO_TRAILING: &str = "x-grpc-test-echo-trailing-bin";
 #[derive(Clone, Copy, Debug, Default)]
 pub struct InteropService;
 
+/// The largest payload asked for that is built: one that could not be sent anyway (over the
+/// default 4 MiB message limit) is refused before a byte of it is allocated.
+const MAX_PAYLOAD: usize = omnirelay::transport::grpc::DEFAULT_MAX_MESSAGE_SIZE;
+
 fn payload(size: i32) -> Result<Option<Payload>> {
     let size = usize::try_from(size)
         .map_err(|_| Error::invalid_argument(format!("negative payload size {size}")))?;
+    if size > MAX_PAYLOAD {
+        return Err(Error::resource_exhausted(format!(
+            "a payload of {size} bytes was asked for; at most {MAX_PAYLOAD} bytes are sent"
+        )));
+    }
     Ok(Some(Payload {
         r#type: 0,
         body: vec![0; size],

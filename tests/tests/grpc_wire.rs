@@ -256,3 +256,80 @@ async fn grpc_health_check_is_served() {
     .await;
     assert_eq!(response.grpc_status(), Some(Code::NotFound.as_i32()));
 }
+
+#[tokio::test]
+async fn a_call_already_past_its_deadline_is_refused_without_running() {
+    let h = echo_server().await;
+    let body = EchoRequest {
+        message: "late".into(),
+        repeat: 0,
+    }
+    .encode_to_vec();
+    for timeout in ["0S", "0n"] {
+        let mut request = grpc_request(h.addr, ECHO_PATH, "application/grpc", grpc_frame(&body));
+        request
+            .headers_mut()
+            .insert("grpc-timeout", timeout.parse().unwrap());
+        let response = raw_h2(h.addr, request).await;
+        assert_eq!(
+            response.grpc_status(),
+            Some(Code::DeadlineExceeded.as_i32()),
+            "{timeout}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn json_responses_are_labelled_json() {
+    let h = echo_server().await;
+    let response = raw_h2(
+        h.addr,
+        grpc_request(
+            h.addr,
+            ECHO_PATH,
+            "application/grpc+json",
+            grpc_frame(br#"{"message":"j"}"#),
+        ),
+    )
+    .await;
+    assert_eq!(response.grpc_status(), Some(0));
+    assert_eq!(
+        response.headers.get("content-type").unwrap(),
+        "application/grpc+json"
+    );
+}
+
+#[tokio::test]
+async fn a_call_for_another_service_is_unimplemented() {
+    let h = echo_server().await;
+    let mut request = grpc_request(h.addr, ECHO_PATH, "application/grpc", grpc_frame(b""));
+    request
+        .headers_mut()
+        .insert("rpc-service", "nosuch".parse().unwrap());
+    let response = raw_h2(h.addr, request).await;
+    assert_eq!(response.grpc_status(), Some(Code::Unimplemented.as_i32()));
+    assert!(
+        response.grpc_message().contains("nosuch"),
+        "{}",
+        response.grpc_message()
+    );
+}
+
+#[tokio::test]
+async fn health_knows_registered_protobuf_services() {
+    let h = echo_server().await;
+    let name = b"omnirelay.examples.echo.v1.Echo";
+    let body = [&[0x0a, name.len() as u8][..], name].concat();
+    let response = raw_h2(
+        h.addr,
+        grpc_request(
+            h.addr,
+            "/grpc.health.v1.Health/Check",
+            "application/grpc",
+            grpc_frame(&body),
+        ),
+    )
+    .await;
+    assert_eq!(response.grpc_status(), Some(0));
+    assert_eq!(&response.body[5..], b"\x08\x01");
+}

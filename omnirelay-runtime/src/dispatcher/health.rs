@@ -1,8 +1,10 @@
 //! The `grpc.health.v1.Health/Check` procedure every dispatcher answers (DESIGN §6), unless the
 //! user registers their own procedure of that name.
 //!
-//! `service` empty or equal to the dispatcher's name: `SERVING` while running, `NOT_SERVING`
-//! while draining. Any other service is `not-found`, as the health protocol specifies.
+//! `service` empty, equal to the dispatcher's name or to the full protobuf name of a service with
+//! registered procedures (`grpc.testing.TestService`): `SERVING` while running, `NOT_SERVING`
+//! while draining. Any other service is `not-found`, as the health protocol specifies. `Watch`
+//! is not served.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,14 +35,15 @@ pub(crate) struct HealthCheckResponse {
 const SERVING: i32 = 1;
 const NOT_SERVING: i32 = 2;
 
-/// The health procedure for `service`, reporting `NOT_SERVING` once `draining` is set.
-pub(crate) fn health_procedure(service: &str, draining: Arc<AtomicBool>) -> ProcedureSpec {
-    let service = service.to_owned();
+/// The health procedure for the `known` service names, reporting `NOT_SERVING` once
+/// `draining` is set.
+pub(crate) fn health_procedure(known: Vec<String>, draining: Arc<AtomicBool>) -> ProcedureSpec {
     typed::unary(
         HEALTH_CHECK,
         ProtoCodec,
         move |request: Request<HealthCheckRequest>| {
-            let known = request.body.service.is_empty() || request.body.service == service;
+            let asked = &request.body.service;
+            let known = asked.is_empty() || known.iter().any(|k| k == asked);
             let status = if draining.load(Ordering::Acquire) {
                 NOT_SERVING
             } else {
@@ -85,9 +88,11 @@ mod tests {
     #[tokio::test]
     async fn reports_not_serving_while_draining() {
         let draining = Arc::new(AtomicBool::new(false));
-        let spec = health_procedure("svc", draining.clone());
+        let known = vec!["svc".to_owned(), "pkg.Echo".to_owned()];
+        let spec = health_procedure(known, draining.clone());
         assert_eq!(check(&spec, "").await.unwrap(), SERVING);
         assert_eq!(check(&spec, "svc").await.unwrap(), SERVING);
+        assert_eq!(check(&spec, "pkg.Echo").await.unwrap(), SERVING);
         assert_eq!(
             check(&spec, "x").await.unwrap_err().code(),
             crate::Code::NotFound

@@ -70,8 +70,18 @@ impl InboundContext {
     ) -> Self {
         let draining = Arc::new(AtomicBool::new(false));
         if registry.lookup(HEALTH_CHECK).is_none() {
+            // The health protocol names services by their full protobuf name: every service
+            // with a registered `pkg.Service::Method` procedure is known, as is the
+            // dispatcher's own name.
+            let mut known: Vec<String> = registry
+                .procedures()
+                .filter_map(|p| p.name().split_once("::").map(|(svc, _)| svc.to_owned()))
+                .collect();
+            known.push(service.clone());
+            known.sort();
+            known.dedup();
             // Cannot conflict: the name was just looked up.
-            let _ = registry.register(health::health_procedure(&service, draining.clone()));
+            let _ = registry.register(health::health_procedure(known, draining.clone()));
         }
         InboundContext {
             service,

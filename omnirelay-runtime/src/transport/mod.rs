@@ -3,4 +3,5 @@
 
 pub(crate) mod drain;
 pub mod grpc;
+pub(crate) mod handler_call;
 pub mod http;

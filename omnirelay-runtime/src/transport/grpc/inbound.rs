@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures::{FutureExt, Stream, StreamExt};
+use futures::{Stream, StreamExt};
 use http::StatusCode;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -28,6 +28,7 @@ use crate::meta::{Request, RequestMeta, Response, Transport};
 use crate::procedure::{BoxFuture, Handler, ProcedureSpec, procedure_from_grpc_path};
 use crate::stream::{ByteStream, Streaming, with_deadline};
 use crate::transport::drain::{GuardedBody, InFlight};
+use crate::transport::handler_call::run_handler;
 
 /// Serves a dispatcher's procedures over gRPC (h2c).
 ///
@@ -299,6 +300,16 @@ fn route(
     let procedure = procedure_from_grpc_path(path).unwrap_or_else(|| spec.name().to_owned());
     let meta = metadata::request_meta(headers, context.service(), procedure, content_encoding)
         .map_err(|e| (StatusCode::OK, e))?;
+    if meta.service != context.service() {
+        return Err((
+            StatusCode::OK,
+            Error::unimplemented(format!(
+                "unrecognized service name {:?}, available services: {:?}",
+                meta.service,
+                context.service()
+            )),
+        ));
+    }
     if !spec.accepts(meta.encoding) {
         let accepted: Vec<&str> = spec.encodings().iter().map(|e| e.as_str()).collect();
         return Err((
@@ -323,6 +334,7 @@ async fn handle(
         Ok(routed) => routed,
         Err((status, error)) => return error_response(status, error),
     };
+    let json = meta.encoding == crate::codec::Encoding::Json;
     let mut grpc = tonic::server::Grpc::new(BytesCodec).max_decoding_message_size(config.max_recv);
     let mut call = Some((spec, meta, config.clone()));
     let service = tower::service_fn(move |request: tonic::Request<tonic::Streaming<Bytes>>| {
@@ -335,21 +347,25 @@ async fn handle(
                 .map_err(to_status)
         }
     });
-    grpc.streaming(service, request).await
+    let mut response = grpc.streaming(service, request).await;
+    // tonic labels every response `application/grpc` (protobuf); JSON bodies say so.
+    if json {
+        response.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/grpc+json"),
+        );
+    }
+    response
 }
 
 type WireStream = std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, tonic::Status>> + Send>>;
 
-/// Runs a handler future under the call's deadline, turning a panic into `internal`.
+/// Runs a handler future under the call's deadline (see [`run_handler`]).
 async fn run<T>(deadline: Option<Instant>, call: impl Future<Output = Result<T>>) -> Result<T> {
-    let call = AssertUnwindSafe(call).catch_unwind();
-    let outcome = match deadline {
-        None => call.await,
-        Some(deadline) => tokio::time::timeout_at(deadline.into(), call)
-            .await
-            .map_err(|_| Error::deadline_exceeded("the handler passed the call's deadline"))?,
-    };
-    outcome.unwrap_or_else(|_| Err(Error::internal("the handler panicked")))
+    run_handler(deadline, call, || {
+        Error::deadline_exceeded("the handler passed the call's deadline")
+    })
+    .await
 }
 
 async fn first_message(requests: &mut ByteStream) -> Result<Bytes> {

@@ -49,6 +49,7 @@ use crate::meta::{Headers, Request, RequestMeta, Response, Transport};
 use crate::procedure::{BoxFuture, Handler, Kind, ProcedureSpec};
 use crate::stream::{ByteStream, Streaming, with_deadline};
 use crate::transport::drain::{InFlight, InFlightGuard};
+use crate::transport::handler_call::run_handler;
 
 /// How much of an over-limit request body is read and thrown away, so that the client reads
 /// the `429` instead of a connection reset.
@@ -702,23 +703,17 @@ impl TimeoutInfo {
     }
 }
 
-/// Runs a handler future under the call's deadline, turning a panic into `internal`.
+/// Runs a handler future under the call's deadline (see [`run_handler`]).
 async fn run<T>(
     deadline: Option<Instant>,
     timeout: Option<&TimeoutInfo>,
     call: impl Future<Output = Result<T>>,
 ) -> Result<T> {
-    let call = AssertUnwindSafe(call).catch_unwind();
-    let outcome = match deadline {
-        None => call.await,
-        Some(deadline) => tokio::time::timeout_at(deadline.into(), call)
-            .await
-            .map_err(|_| match timeout {
-                Some(info) => info.error(),
-                None => Error::deadline_exceeded("the handler passed the call's deadline"),
-            })?,
-    };
-    outcome.unwrap_or_else(|_| Err(Error::internal("the handler panicked")))
+    run_handler(deadline, call, || match timeout {
+        Some(info) => info.error(),
+        None => Error::deadline_exceeded("the handler passed the call's deadline"),
+    })
+    .await
 }
 
 /// Reads a request body up to `limit` bytes. Over the limit, the rest is read and dropped (up
