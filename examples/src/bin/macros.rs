@@ -247,8 +247,7 @@ async fn exercise(
         if LOG
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .any(|t| *t == text)
+            .contains(&text)
         {
             logged = true;
             break;
