@@ -5,3 +5,4 @@ pub(crate) mod drain;
 pub mod grpc;
 pub(crate) mod handler_call;
 pub mod http;
+pub(crate) mod server_task;

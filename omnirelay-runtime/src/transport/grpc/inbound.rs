@@ -3,8 +3,8 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -29,6 +29,7 @@ use crate::procedure::{BoxFuture, Handler, ProcedureSpec, procedure_from_grpc_pa
 use crate::stream::{ByteStream, Streaming, with_deadline};
 use crate::transport::drain::{GuardedBody, InFlight};
 use crate::transport::handler_call::run_handler;
+use crate::transport::server_task::ServerTask;
 
 /// Serves a dispatcher's procedures over gRPC (h2c).
 ///
@@ -40,7 +41,7 @@ use crate::transport::handler_call::run_handler;
 #[derive(Debug)]
 pub struct GrpcInbound {
     config: Arc<Config>,
-    running: Arc<Mutex<Option<Running>>>,
+    task: ServerTask,
 }
 
 #[derive(Debug)]
@@ -49,12 +50,6 @@ struct Config {
     max_recv: usize,
     max_send: usize,
     drain_timeout: Duration,
-}
-
-#[derive(Debug)]
-struct Running {
-    shutdown: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
 }
 
 impl GrpcInbound {
@@ -67,7 +62,7 @@ impl GrpcInbound {
                 max_send: DEFAULT_MAX_MESSAGE_SIZE,
                 drain_timeout: Duration::from_secs(10),
             }),
-            running: Arc::new(Mutex::new(None)),
+            task: ServerTask::new("gRPC"),
         }
     }
 
@@ -92,10 +87,6 @@ impl GrpcInbound {
         self.config_mut().drain_timeout = timeout;
         self
     }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Running>> {
-        self.running.lock().unwrap_or_else(|e| e.into_inner())
-    }
 }
 
 impl Inbound for GrpcInbound {
@@ -105,41 +96,16 @@ impl Inbound for GrpcInbound {
 
     fn start(&self, context: Arc<InboundContext>) -> BoxFuture<Result<SocketAddr>> {
         let config = self.config.clone();
-        let running = self.running.clone();
+        let task = self.task.clone();
         Box::pin(async move {
-            if running.lock().unwrap_or_else(|e| e.into_inner()).is_some() {
-                return Err(Error::failed_precondition(
-                    "gRPC inbound is already started",
-                ));
-            }
-            let listener = TcpListener::bind(config.addr).await.map_err(|e| {
-                Error::unavailable(format!(
-                    "gRPC inbound cannot listen on {}: {e}",
-                    config.addr
-                ))
-            })?;
-            let addr = listener
-                .local_addr()
-                .map_err(|e| Error::internal(format!("gRPC inbound has no local address: {e}")))?;
-            let (shutdown, rx) = watch::channel(false);
-            let task = tokio::spawn(accept_loop(listener, context, config, rx));
-            *running.lock().unwrap_or_else(|e| e.into_inner()) = Some(Running { shutdown, task });
+            let (listener, addr) = task.bind(config.addr).await?;
+            task.spawn(|shutdown| accept_loop(listener, context, config, shutdown));
             Ok(addr)
         })
     }
 
     fn stop(&self) -> BoxFuture<Result<()>> {
-        let running = self.lock().take();
-        Box::pin(async move {
-            if let Some(running) = running {
-                let _ = running.shutdown.send(true);
-                running
-                    .task
-                    .await
-                    .map_err(|e| Error::internal(format!("gRPC inbound task failed: {e}")))?;
-            }
-            Ok(())
-        })
+        self.task.stop()
     }
 }
 

@@ -6,8 +6,8 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -50,6 +50,7 @@ use crate::procedure::{BoxFuture, Handler, Kind, ProcedureSpec};
 use crate::stream::{ByteStream, Streaming, with_deadline};
 use crate::transport::drain::{InFlight, InFlightGuard};
 use crate::transport::handler_call::run_handler;
+use crate::transport::server_task::ServerTask;
 
 /// How much of an over-limit request body is read and thrown away, so that the client reads
 /// the `429` instead of a connection reset.
@@ -72,7 +73,7 @@ const CLOSE_WAIT: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub struct HttpInbound {
     config: Arc<Config>,
-    running: Arc<Mutex<Option<Running>>>,
+    task: ServerTask,
 }
 
 #[derive(Debug)]
@@ -82,12 +83,6 @@ struct Config {
     max_body_bytes: usize,
     max_frame_bytes: usize,
     drain_timeout: Duration,
-}
-
-#[derive(Debug)]
-struct Running {
-    shutdown: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
 }
 
 impl HttpInbound {
@@ -101,7 +96,7 @@ impl HttpInbound {
                 max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
                 drain_timeout: Duration::from_secs(10),
             }),
-            running: Arc::new(Mutex::new(None)),
+            task: ServerTask::new("HTTP"),
         }
     }
 
@@ -137,10 +132,6 @@ impl HttpInbound {
         self.config_mut().drain_timeout = timeout;
         self
     }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Running>> {
-        self.running.lock().unwrap_or_else(|e| e.into_inner())
-    }
 }
 
 /// What every request handler shares.
@@ -169,29 +160,15 @@ impl Inbound for HttpInbound {
 
     fn start(&self, context: Arc<InboundContext>) -> BoxFuture<Result<SocketAddr>> {
         let config = self.config.clone();
-        let running = self.running.clone();
+        let task = self.task.clone();
         Box::pin(async move {
-            if running.lock().unwrap_or_else(|e| e.into_inner()).is_some() {
-                return Err(Error::failed_precondition(
-                    "HTTP inbound is already started",
-                ));
-            }
             let service = HeaderValue::from_str(context.service()).map_err(|_| {
                 Error::invalid_argument(format!(
                     "service name {:?} cannot be sent as an HTTP header",
                     context.service()
                 ))
             })?;
-            let listener = TcpListener::bind(config.addr).await.map_err(|e| {
-                Error::unavailable(format!(
-                    "HTTP inbound cannot listen on {}: {e}",
-                    config.addr
-                ))
-            })?;
-            let addr = listener
-                .local_addr()
-                .map_err(|e| Error::internal(format!("HTTP inbound has no local address: {e}")))?;
-            let (shutdown, rx) = watch::channel(false);
+            let (listener, addr) = task.bind(config.addr).await?;
             let shared = Arc::new(Shared {
                 context,
                 config,
@@ -200,24 +177,13 @@ impl Inbound for HttpInbound {
                 service,
                 kill: watch::channel(false).0,
             });
-            let task = tokio::spawn(accept_loop(listener, shared, rx));
-            *running.lock().unwrap_or_else(|e| e.into_inner()) = Some(Running { shutdown, task });
+            task.spawn(|shutdown| accept_loop(listener, shared, shutdown));
             Ok(addr)
         })
     }
 
     fn stop(&self) -> BoxFuture<Result<()>> {
-        let running = self.lock().take();
-        Box::pin(async move {
-            if let Some(running) = running {
-                let _ = running.shutdown.send(true);
-                running
-                    .task
-                    .await
-                    .map_err(|e| Error::internal(format!("HTTP inbound task failed: {e}")))?;
-            }
-            Ok(())
-        })
+        self.task.stop()
     }
 }
 
