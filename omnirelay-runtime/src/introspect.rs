@@ -9,12 +9,13 @@
 //!   "service": "echo",
 //!   "status": "running",
 //!   "procedures": {
-//!     "unary": [{"name": "pkg.Echo::Echo", "encodings": ["proto", "json"], "aliases": []}],
+//!     "unary": [{"name": "pkg.Echo::Echo", "encodings": ["proto", "json"], "aliases": [],
+//!                "middleware": ["logging"]}],
 //!     "oneway": [], "serverStream": [], "clientStream": [], "duplex": []
 //!   },
 //!   "inbounds": [{"transport": "http", "address": "127.0.0.1:8080"}],
 //!   "outbounds": [{"service": "payments", "transport": "grpc", "peers": ["127.0.0.1:50051"]}],
-//!   "middleware": []
+//!   "middleware": [{"name": "logging", "direction": "inbound"}]
 //! }
 //! ```
 
@@ -34,7 +35,7 @@ pub struct Introspection {
     pub inbounds: Vec<InboundInfo>,
     /// The outbounds, by remote service name (sorted).
     pub outbounds: Vec<OutboundInfo>,
-    /// The middleware, in the order a call goes through it (none yet).
+    /// Every middleware configured, inbound then outbound, in registration order.
     pub middleware: Vec<MiddlewareInfo>,
 }
 
@@ -64,6 +65,9 @@ pub struct ProcedureInfo {
     pub encodings: Vec<String>,
     /// Its other names.
     pub aliases: Vec<String>,
+    /// The middleware a call goes through, outermost first.
+    #[serde(default)]
+    pub middleware: Vec<String>,
 }
 
 /// One started inbound.
@@ -92,8 +96,10 @@ pub struct OutboundInfo {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MiddlewareInfo {
-    /// The layer's name.
+    /// The middleware's name.
     pub name: String,
+    /// `inbound` or `outbound`.
+    pub direction: String,
 }
 
 /// What `/healthz` (liveness) and `/readyz` (readiness) answer, with HTTP 200 when `status`

@@ -14,6 +14,7 @@
 //! - [`Dispatcher`], [`Client`], [`ClientConfig`]: lifecycle and typed calls;
 //! - [`transport::grpc`]: the gRPC inbound and outbound;
 //! - [`transport::http`]: the YARPC-HTTP inbound and outbound (unary, oneway, SSE, WebSocket);
+//! - [`middleware`]: tower layers around inbound procedures and outbound calls;
 //! - [`introspect`]: what `/omnirelay/introspect`, `/healthz` and `/readyz` report.
 
 pub mod codec;
@@ -22,6 +23,7 @@ mod error;
 pub mod introspect;
 mod macro_support;
 mod meta;
+pub mod middleware;
 pub mod procedure;
 pub mod stream;
 pub mod transport;

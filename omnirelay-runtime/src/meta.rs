@@ -180,7 +180,7 @@ pub struct ResponseMeta {
 }
 
 /// A request: metadata plus a body (a message, raw bytes or a stream of messages).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Request<T> {
     /// The request's metadata.
     pub meta: RequestMeta,

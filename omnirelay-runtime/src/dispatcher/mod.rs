@@ -34,8 +34,11 @@ pub use health::HEALTH_CHECK;
 pub use transport::{Inbound, Outbound};
 
 use crate::error::{Error, Result};
-use crate::introspect::{InboundInfo, Introspection, OutboundInfo, ProcedureInfo, Procedures};
+use crate::introspect::{
+    InboundInfo, Introspection, MiddlewareInfo, OutboundInfo, ProcedureInfo, Procedures,
+};
 use crate::meta::Transport;
+use crate::middleware::{AdminEndpoint, Direction, LayeredOutbound, Middleware};
 use crate::procedure::{IntoProcedures, Kind, ProcedureSpec, Registry};
 
 /// What an inbound needs from its dispatcher: the service name, the procedures, whether the
@@ -51,6 +54,8 @@ pub struct InboundContext {
     draining: Arc<AtomicBool>,
     state: Mutex<State>,
     outbounds: HashMap<String, Arc<dyn Outbound>>,
+    middleware: Vec<MiddlewareInfo>,
+    endpoints: HashMap<String, Arc<dyn AdminEndpoint>>,
 }
 
 impl InboundContext {
@@ -92,6 +97,8 @@ impl InboundContext {
                 addrs: Vec::new(),
             }),
             outbounds,
+            middleware: Vec::new(),
+            endpoints: HashMap::new(),
         }
     }
 
@@ -118,6 +125,7 @@ impl InboundContext {
                     .map(|e| e.as_str().to_owned())
                     .collect(),
                 aliases: spec.aliases().to_vec(),
+                middleware: spec.middleware().to_vec(),
             };
             match spec.kind() {
                 Kind::Unary => procedures.unary.push(info),
@@ -162,8 +170,14 @@ impl InboundContext {
                 })
                 .collect(),
             outbounds,
-            middleware: Vec::new(),
+            middleware: self.middleware.clone(),
         }
+    }
+
+    /// The administrative endpoint middleware registered at `path` (such as
+    /// `/omnirelay/metrics`), which HTTP inbounds serve.
+    pub fn endpoint(&self, path: &str) -> Option<&Arc<dyn AdminEndpoint>> {
+        self.endpoints.get(path)
     }
 
     /// Why the dispatcher is not ready to take traffic; empty when it is. The issues are
@@ -236,6 +250,10 @@ pub struct DispatcherBuilder {
     inbounds: Vec<Arc<dyn Inbound>>,
     outbounds: Vec<(String, Arc<dyn Outbound>)>,
     procedures: Vec<ProcedureSpec>,
+    middleware: Vec<Middleware>,
+    procedure_middleware: Vec<(String, Middleware)>,
+    outbound_middleware: Vec<Middleware>,
+    outbound_middleware_for: Vec<(String, Middleware)>,
 }
 
 impl DispatcherBuilder {
@@ -259,27 +277,145 @@ impl DispatcherBuilder {
         self
     }
 
-    /// Checks the registrations and builds the dispatcher.
+    /// Adds inbound middleware around every procedure (see [`crate::middleware`] for the
+    /// order calls go through it).
+    pub fn middleware(mut self, middleware: impl Into<Middleware>) -> Self {
+        self.middleware.push(middleware.into());
+        self
+    }
+
+    /// Adds inbound middleware around the procedure registered as `procedure` only, inside the
+    /// global middleware. Naming a procedure that is not registered is a build error.
+    pub fn procedure_middleware(
+        mut self,
+        procedure: impl Into<String>,
+        middleware: impl Into<Middleware>,
+    ) -> Self {
+        self.procedure_middleware
+            .push((procedure.into(), middleware.into()));
+        self
+    }
+
+    /// Adds outbound middleware around every call made through any outbound.
+    pub fn outbound_middleware(mut self, middleware: impl Into<Middleware>) -> Self {
+        self.outbound_middleware.push(middleware.into());
+        self
+    }
+
+    /// Adds outbound middleware around calls to `service` only, inside the global outbound
+    /// middleware. Naming a service with no outbound is a build error.
+    pub fn outbound_middleware_for(
+        mut self,
+        service: impl Into<String>,
+        middleware: impl Into<Middleware>,
+    ) -> Self {
+        self.outbound_middleware_for
+            .push((service.into(), middleware.into()));
+        self
+    }
+
+    /// Checks the registrations, composes every pipeline and builds the dispatcher.
     ///
     /// # Errors
-    /// `invalid-argument` when two procedures claim one name, naming both, or when the
-    /// service name is empty.
+    /// `invalid-argument` when two procedures claim one name, naming both; when the service
+    /// name is empty; when procedure or outbound middleware names a procedure or service that
+    /// is not registered; when two middleware claim one administrative path.
     pub fn build(self) -> Result<Dispatcher> {
         if self.service.is_empty() {
             return Err(Error::invalid_argument("a dispatcher needs a service name"));
         }
+        for (procedure, m) in &self.procedure_middleware {
+            if !self.procedures.iter().any(|p| p.name() == procedure) {
+                return Err(Error::invalid_argument(format!(
+                    "middleware {:?} is set for procedure {procedure:?}, which is not registered",
+                    m.name()
+                )));
+            }
+        }
+        let outbounds: HashMap<String, Arc<dyn Outbound>> = self.outbounds.into_iter().collect();
+        for (service, m) in &self.outbound_middleware_for {
+            if !outbounds.contains_key(service) {
+                return Err(Error::invalid_argument(format!(
+                    "middleware {:?} is set for outbound {service:?}, which is not configured",
+                    m.name()
+                )));
+            }
+        }
         let mut registry = Registry::new();
-        for spec in self.procedures {
+        for mut spec in self.procedures {
+            let own = self
+                .procedure_middleware
+                .iter()
+                .filter(|(name, _)| name == spec.name())
+                .map(|(_, m)| m);
+            let stack: Vec<&Middleware> = self.middleware.iter().chain(own).collect();
+            if !stack.is_empty() {
+                spec.wrap(&self.service, stack.iter().copied());
+            }
             registry
                 .register(spec)
                 .map_err(|e| Error::invalid_argument(e.to_string()))?;
         }
+        let outbounds = outbounds
+            .into_iter()
+            .map(|(service, outbound)| {
+                let own = self
+                    .outbound_middleware_for
+                    .iter()
+                    .filter(|(name, _)| *name == service)
+                    .map(|(_, m)| m);
+                let stack: Vec<&Middleware> = self.outbound_middleware.iter().chain(own).collect();
+                let outbound: Arc<dyn Outbound> = if stack.is_empty() {
+                    outbound
+                } else {
+                    Arc::new(LayeredOutbound::new(&service, outbound, &stack))
+                };
+                (service, outbound)
+            })
+            .collect();
+        let mut endpoints: HashMap<String, Arc<dyn AdminEndpoint>> = HashMap::new();
+        let all = (self.middleware.iter().map(|m| (Direction::Inbound, m)))
+            .chain(
+                self.procedure_middleware
+                    .iter()
+                    .map(|(_, m)| (Direction::Inbound, m)),
+            )
+            .chain(
+                self.outbound_middleware
+                    .iter()
+                    .map(|m| (Direction::Outbound, m)),
+            )
+            .chain(
+                self.outbound_middleware_for
+                    .iter()
+                    .map(|(_, m)| (Direction::Outbound, m)),
+            );
+        let mut infos = Vec::new();
+        for (direction, m) in all {
+            for (path, endpoint) in m.endpoints() {
+                let path = path.to_string();
+                if let Some(existing) = endpoints.get(&path) {
+                    if !Arc::ptr_eq(existing, endpoint) {
+                        return Err(Error::invalid_argument(format!(
+                            "two middleware serve the administrative path {path:?}"
+                        )));
+                    }
+                }
+                endpoints.insert(path, endpoint.clone());
+            }
+            let info = MiddlewareInfo {
+                name: m.name().to_owned(),
+                direction: direction.as_str().to_owned(),
+            };
+            if !infos.contains(&info) {
+                infos.push(info);
+            }
+        }
+        let mut context = InboundContext::with_outbounds(self.service, registry, outbounds);
+        context.middleware = infos;
+        context.endpoints = endpoints;
         Ok(Dispatcher {
-            context: Arc::new(InboundContext::with_outbounds(
-                self.service,
-                registry,
-                self.outbounds.into_iter().collect(),
-            )),
+            context: Arc::new(context),
             inbounds: self.inbounds,
         })
     }
@@ -304,6 +440,10 @@ impl Dispatcher {
             inbounds: Vec::new(),
             outbounds: Vec::new(),
             procedures: Vec::new(),
+            middleware: Vec::new(),
+            procedure_middleware: Vec::new(),
+            outbound_middleware: Vec::new(),
+            outbound_middleware_for: Vec::new(),
         }
     }
 

@@ -20,6 +20,7 @@ pub use procedure_trait::{Procedure, ProcedureInfo, Service, spec_of};
 pub use registry::{Registry, RegistryError};
 
 use crate::codec::Encoding;
+use crate::middleware::{Middleware, Pipeline, Target};
 
 /// The five call shapes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -62,6 +63,8 @@ pub struct ProcedureSpec {
     encodings: Vec<Encoding>,
     aliases: Vec<String>,
     handler: Handler,
+    pipeline: Pipeline,
+    middleware: Vec<String>,
 }
 
 impl ProcedureSpec {
@@ -72,7 +75,9 @@ impl ProcedureSpec {
             name: name.into(),
             encodings: encodings.to_vec(),
             aliases: Vec::new(),
+            pipeline: Pipeline::of(&handler),
             handler,
+            middleware: Vec::new(),
         }
     }
 
@@ -111,6 +116,40 @@ impl ProcedureSpec {
     pub fn handler(&self) -> &Handler {
         &self.handler
     }
+
+    /// What inbounds call: the handler behind the procedure's middleware.
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
+    /// The names of the middleware a call goes through, outermost first.
+    pub fn middleware(&self) -> &[String] {
+        &self.middleware
+    }
+
+    /// Wraps the pipeline in `middleware` (the first outermost), as seen from `service`;
+    /// middleware that does not cover this shape is skipped.
+    pub(crate) fn wrap<'m>(
+        &mut self,
+        service: &str,
+        middleware: impl DoubleEndedIterator<Item = &'m Middleware> + Clone,
+    ) {
+        let kind = self.kind();
+        let target = Target {
+            direction: crate::middleware::Direction::Inbound,
+            kind,
+            service,
+            procedure: Some(&self.name),
+            peers: &[],
+        };
+        let pipeline = self.pipeline.clone().wrapped(&target, middleware.clone());
+        self.pipeline = pipeline;
+        self.middleware.extend(
+            middleware
+                .filter(|m| m.covers(kind))
+                .map(|m| m.name().to_owned()),
+        );
+    }
 }
 
 impl fmt::Debug for ProcedureSpec {
@@ -120,6 +159,7 @@ impl fmt::Debug for ProcedureSpec {
             .field("kind", &self.kind())
             .field("encodings", &self.encodings)
             .field("aliases", &self.aliases)
+            .field("middleware", &self.middleware)
             .finish()
     }
 }

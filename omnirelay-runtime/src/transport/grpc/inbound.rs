@@ -25,7 +25,8 @@ use super::metadata::{
 use crate::dispatcher::{Inbound, InboundContext};
 use crate::error::{Error, Result};
 use crate::meta::{Request, RequestMeta, Response, Transport};
-use crate::procedure::{BoxFuture, Handler, ProcedureSpec, procedure_from_grpc_path};
+use crate::middleware::Pipeline;
+use crate::procedure::{BoxFuture, ProcedureSpec, procedure_from_grpc_path};
 use crate::stream::{ByteStream, Streaming, with_deadline};
 use crate::transport::drain::{GuardedBody, InFlight};
 use crate::transport::handler_call::run_handler;
@@ -365,19 +366,19 @@ async fn dispatch(
 ) -> Result<tonic::Response<WireStream>> {
     let deadline = meta.deadline;
     let mut requests = inbound_stream(body);
-    match spec.handler() {
-        Handler::Unary(h) => {
+    match spec.pipeline() {
+        Pipeline::Unary(h) => {
             let response = run(deadline, async {
                 let body = first_message(&mut requests).await?;
-                h.handle(Request::new(meta, body)).await
+                h.invoke(Request::new(meta, body)).await
             })
             .await?;
             single_response(response, config.max_send)
         }
-        Handler::Oneway(h) => {
+        Pipeline::Oneway(h) => {
             let body = run(deadline, first_message(&mut requests)).await?;
             let procedure = meta.procedure.clone();
-            let call = h.handle(Request::new(meta, body));
+            let call = h.invoke(Request::new(meta, body));
             tokio::spawn(async move {
                 if let Err(err) = run(None, call).await {
                     tracing::warn!(%procedure, error = %err, "oneway handler failed");
@@ -385,20 +386,20 @@ async fn dispatch(
             });
             single_response(Response::new(Bytes::new()), config.max_send)
         }
-        Handler::ServerStream(h) => {
+        Pipeline::ServerStream(h) => {
             let response = run(deadline, async {
                 let body = first_message(&mut requests).await?;
-                h.handle(Request::new(meta, body)).await
+                h.invoke(Request::new(meta, body)).await
             })
             .await?;
             stream_response(response, deadline, config.max_send)
         }
-        Handler::ClientStream(h) => {
-            let response = run(deadline, h.handle(Request::new(meta, requests))).await?;
+        Pipeline::ClientStream(h) => {
+            let response = run(deadline, h.invoke(Request::new(meta, requests))).await?;
             single_response(response, config.max_send)
         }
-        Handler::Duplex(h) => {
-            let response = run(deadline, h.handle(Request::new(meta, requests))).await?;
+        Pipeline::Duplex(h) => {
+            let response = run(deadline, h.invoke(Request::new(meta, requests))).await?;
             stream_response(response, deadline, config.max_send)
         }
     }

@@ -46,7 +46,8 @@ use crate::dispatcher::{Inbound, InboundContext};
 use crate::error::{Code, Error, Result};
 use crate::introspect::HealthReport;
 use crate::meta::{Headers, Request, RequestMeta, Response, Transport};
-use crate::procedure::{BoxFuture, Handler, Kind, ProcedureSpec};
+use crate::middleware::{AdminEndpoint, AdminRequest, AdminResponse, Pipeline};
+use crate::procedure::{BoxFuture, Kind, ProcedureSpec};
 use crate::stream::{ByteStream, Streaming, with_deadline};
 use crate::transport::drain::{InFlight, InFlightGuard};
 use crate::transport::handler_call::run_handler;
@@ -392,6 +393,42 @@ fn json_response(status: StatusCode, value: &impl serde::Serialize) -> http::Res
     response(status, headers, Body::full(Bytes::from(body)))
 }
 
+/// The largest body an administrative endpoint reads.
+const MAX_ADMIN_BODY: usize = 64 * 1024;
+
+/// Serves a middleware's administrative endpoint (e.g. `/omnirelay/metrics`).
+async fn admin(
+    endpoint: Arc<dyn AdminEndpoint>,
+    request: http::Request<Incoming>,
+) -> http::Response<Body> {
+    let (parts, body) = request.into_parts();
+    let body = match http_body_util::Limited::new(body, MAX_ADMIN_BODY)
+        .collect()
+        .await
+    {
+        Ok(body) => body.to_bytes(),
+        Err(_) => {
+            let text = format!("the request body is over {MAX_ADMIN_BODY} bytes or broken");
+            return admin_response(AdminResponse::text(StatusCode::PAYLOAD_TOO_LARGE, text));
+        }
+    };
+    let answer = endpoint.handle(AdminRequest {
+        method: parts.method,
+        query: parts.uri.query().unwrap_or_default().to_owned(),
+        headers: parts.headers,
+        body,
+    });
+    admin_response(answer)
+}
+
+fn admin_response(answer: AdminResponse) -> http::Response<Body> {
+    let mut headers = HeaderMap::with_capacity(1);
+    let content_type = HeaderValue::from_str(answer.content_type)
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    headers.insert(CONTENT_TYPE, content_type);
+    response(answer.status, headers, Body::full(answer.body))
+}
+
 fn health(shared: &Shared, ready: bool) -> http::Response<Body> {
     let issues = if ready {
         let mut issues = shared.context.readiness_issues();
@@ -590,6 +627,9 @@ fn route(
 }
 
 async fn handle(shared: Arc<Shared>, request: http::Request<Incoming>) -> http::Response<Body> {
+    if let Some(endpoint) = shared.context.endpoint(request.uri().path()) {
+        return admin(endpoint.clone(), request).await;
+    }
     if matches!(*request.method(), Method::GET | Method::HEAD) {
         match request.uri().path() {
             "/omnirelay/introspect" => {
@@ -791,9 +831,9 @@ async fn plain(
         Err(error) => return close_after(error_response(shared, &error, both), version),
     };
     let encoding = meta.encoding;
-    match spec.handler() {
-        Handler::Unary(h) => {
-            let call = h.handle(Request::new(meta, body));
+    match spec.pipeline() {
+        Pipeline::Unary(h) => {
+            let call = h.invoke(Request::new(meta, body));
             let mut response = match run(deadline, timeout.as_ref(), call).await {
                 Ok(response) => success(shared, response, encoding, both),
                 Err(error) => error_response(shared, &error, both),
@@ -802,9 +842,9 @@ async fn plain(
             response.body_mut()._guard = Some(guard);
             response
         }
-        Handler::Oneway(h) => {
+        Pipeline::Oneway(h) => {
             let procedure = meta.procedure.clone();
-            let call = h.handle(Request::new(meta, body));
+            let call = h.invoke(Request::new(meta, body));
             tokio::spawn(async move {
                 let _guard = guard;
                 if let Err(err) = run(None, None, call).await {
@@ -832,7 +872,7 @@ async fn server_stream(
     both: bool,
     guard: InFlightGuard,
 ) -> http::Response<Body> {
-    let Handler::ServerStream(h) = spec.handler() else {
+    let Pipeline::ServerStream(h) = spec.pipeline() else {
         let error = Error::internal("routed a procedure that is not a server stream as SSE");
         return error_response(shared, &error, both);
     };
@@ -850,7 +890,7 @@ async fn server_stream(
         Ok(body) => body,
         Err(error) => return close_after(error_response(shared, &error, both), version),
     };
-    let call = h.handle(Request::new(meta, body));
+    let call = h.invoke(Request::new(meta, body));
     let (meta, stream) = match run(deadline, timeout.as_ref(), call).await {
         Ok(response) => response.into_parts(),
         Err(error) => return error_response(shared, &error, both),
@@ -1177,9 +1217,9 @@ async fn respond(
     let timeout = TimeoutInfo::of(&meta);
     let send = |kind: FrameType, payload: &[u8]| frames.send(frame::encode(kind, payload));
     let send_error = |error: &Error| send(FrameType::ResponseError, &frame::error_payload(error));
-    match spec.handler() {
-        Handler::ClientStream(h) => {
-            let call = h.handle(Request::new(meta, requests));
+    match spec.pipeline() {
+        Pipeline::ClientStream(h) => {
+            let call = h.invoke(Request::new(meta, requests));
             let (meta, body) = match run(deadline, timeout.as_ref(), call).await {
                 Ok(response) => response.into_parts(),
                 Err(error) => {
@@ -1204,8 +1244,8 @@ async fn respond(
             }
             .await;
         }
-        Handler::Duplex(h) => {
-            let call = h.handle(Request::new(meta, requests));
+        Pipeline::Duplex(h) => {
+            let call = h.invoke(Request::new(meta, requests));
             let (meta, stream) = match run(deadline, timeout.as_ref(), call).await {
                 Ok(response) => response.into_parts(),
                 Err(error) => {

@@ -1,0 +1,254 @@
+//! The tower services a middleware wraps: one type-erased, cloneable service per call shape.
+//!
+//! [`RpcService<Req, Resp>`] is what every layer receives as its inner service and what a
+//! composed pipeline is erased back into. Its future is a [`CallFuture`]: the pipeline's future
+//! kept inline (no heap allocation) when it fits in [`CALL_FUTURE_SIZE`] bytes, boxed otherwise.
+//! A handler's own future is already boxed by the handler, so a pipeline of tower layers built
+//! with one `tower::ServiceBuilder` (or any layers whose futures fit) adds no allocation per call.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use stackfuture::StackFuture;
+use tower::{Service, ServiceExt};
+
+use crate::dispatcher::Outbound;
+use crate::error::{Error, Result};
+use crate::meta::{Request, Response};
+use crate::procedure::{
+    ClientStreamHandler, DuplexHandler, OnewayHandler, ServerStreamHandler, UnaryHandler,
+};
+use crate::stream::ByteStream;
+
+/// The inline space of a [`CallFuture`], in bytes. A pipeline future that needs more (a
+/// layer holding a large state across an await) is boxed instead; it still works, at one
+/// allocation per call.
+pub const CALL_FUTURE_SIZE: usize = 512;
+
+/// The future of a call through an [`RpcService`]: stored inline when it fits.
+pub type CallFuture<T> = StackFuture<'static, Result<T>, CALL_FUTURE_SIZE>;
+
+/// The error tower layers return: anything boxed.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The unary service: an encoded request in, an encoded response out.
+pub type UnaryService = RpcService<Request<Bytes>, Response<Bytes>>;
+/// The oneway service: an encoded request in, nothing out.
+pub type OnewayService = RpcService<Request<Bytes>, ()>;
+/// The server-streaming service: an encoded request in, a stream of encoded responses out.
+pub type ServerStreamService = RpcService<Request<Bytes>, Response<ByteStream>>;
+/// The client-streaming service: a stream of encoded requests in, one encoded response out.
+pub type ClientStreamService = RpcService<Request<ByteStream>, Response<Bytes>>;
+/// The duplex service: a stream of encoded requests in, a stream of encoded responses out.
+pub type DuplexService = RpcService<Request<ByteStream>, Response<ByteStream>>;
+
+/// A type-erased, cloneable tower service for one call shape, with [`Error`] as its error.
+///
+/// It is always ready (`poll_ready` returns `Ready(Ok)`); a wrapped service's readiness is
+/// awaited inside the call. Cloning is an `Arc` clone. [`RpcService::invoke`] calls it through
+/// a shared reference, which is how transports and outbounds drive a pipeline.
+pub struct RpcService<Req, Resp> {
+    inner: Arc<dyn Call<Req, Resp>>,
+}
+
+impl<Req, Resp> Clone for RpcService<Req, Resp> {
+    fn clone(&self) -> Self {
+        RpcService {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<Req, Resp> fmt::Debug for RpcService<Req, Resp> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RpcService")
+    }
+}
+
+/// A call through a shared reference; what an [`RpcService`] erases.
+trait Call<Req, Resp>: Send + Sync + 'static {
+    fn call(&self, request: Req) -> CallFuture<Resp>;
+}
+
+impl<Req, Resp> RpcService<Req, Resp>
+where
+    Req: Send + 'static,
+    Resp: Send + 'static,
+{
+    /// Erases any tower service of this shape. Errors that are not an OmniRelay [`Error`]
+    /// become one (see [`into_error`]). Each call clones `service`, awaits its readiness,
+    /// then calls it, as `tower::ServiceExt::oneshot` does.
+    pub fn new<S>(service: S) -> Self
+    where
+        S: Service<Req, Response = Resp> + Clone + Send + Sync + 'static,
+        S::Error: Into<BoxError>,
+        S::Future: Send + 'static,
+    {
+        RpcService {
+            inner: Arc::new(Erased(service)),
+        }
+    }
+
+    /// Calls the service through a shared reference.
+    pub fn invoke(&self, request: Req) -> CallFuture<Resp> {
+        self.inner.call(request)
+    }
+
+    /// A service calling `f` for each request: the innermost service of a pipeline.
+    fn leaf<F, Fut>(f: F) -> Self
+    where
+        F: Fn(Req) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Resp>> + Send + 'static,
+    {
+        RpcService {
+            inner: Arc::new(Leaf(f)),
+        }
+    }
+}
+
+impl<Req: 'static, Resp: 'static> Service<Req> for RpcService<Req, Resp> {
+    type Response = Resp;
+    type Error = Error;
+    type Future = CallFuture<Resp>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Req) -> Self::Future {
+        self.inner.call(request)
+    }
+}
+
+struct Leaf<F>(F);
+
+impl<Req, Resp, F, Fut> Call<Req, Resp> for Leaf<F>
+where
+    Req: Send + 'static,
+    Resp: Send + 'static,
+    F: Fn(Req) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Resp>> + Send + 'static,
+{
+    fn call(&self, request: Req) -> CallFuture<Resp> {
+        StackFuture::from_or_box((self.0)(request))
+    }
+}
+
+struct Erased<S>(S);
+
+impl<Req, Resp, S> Call<Req, Resp> for Erased<S>
+where
+    Req: Send + 'static,
+    Resp: Send + 'static,
+    S: Service<Req, Response = Resp> + Clone + Send + Sync + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+{
+    fn call(&self, request: Req) -> CallFuture<Resp> {
+        let service = self.0.clone();
+        StackFuture::from_or_box(async move {
+            service
+                .oneshot(request)
+                .await
+                .map_err(|e| into_error(e.into()))
+        })
+    }
+}
+
+/// Turns a tower layer's error into an OmniRelay [`Error`]: an [`Error`] is kept as it is;
+/// tower's `Elapsed` (from `TimeoutLayer`) becomes `deadline-exceeded`; tower's `Overloaded`
+/// (from `LoadShedLayer`) becomes `resource-exhausted`; anything else becomes `internal` with
+/// the error's text.
+pub fn into_error(error: BoxError) -> Error {
+    let error = match error.downcast::<Error>() {
+        Ok(error) => return *error,
+        Err(other) => other,
+    };
+    if error.is::<tower::timeout::error::Elapsed>() {
+        return Error::deadline_exceeded("the call timed out (tower timeout layer)");
+    }
+    if error.is::<tower::load_shed::error::Overloaded>() {
+        return Error::resource_exhausted("the service is overloaded: the call was shed");
+    }
+    Error::internal(error.to_string())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Leaves: handlers and outbounds as the innermost service of a pipeline.
+
+impl UnaryService {
+    /// A pipeline's innermost service calling a unary handler.
+    pub fn from_handler(handler: Arc<dyn UnaryHandler>) -> Self {
+        RpcService::leaf(move |request| handler.handle(request))
+    }
+
+    pub(crate) fn from_outbound(outbound: Arc<dyn Outbound>) -> Self {
+        RpcService::leaf(move |request| outbound.unary(request))
+    }
+}
+
+impl OnewayService {
+    /// A pipeline's innermost service calling a oneway handler.
+    pub fn from_handler(handler: Arc<dyn OnewayHandler>) -> Self {
+        RpcService::leaf(move |request| handler.handle(request))
+    }
+
+    pub(crate) fn from_outbound(outbound: Arc<dyn Outbound>) -> Self {
+        RpcService::leaf(move |request| outbound.oneway(request))
+    }
+}
+
+impl ServerStreamService {
+    /// A pipeline's innermost service calling a server-streaming handler.
+    pub fn from_handler(handler: Arc<dyn ServerStreamHandler>) -> Self {
+        RpcService::leaf(move |request| handler.handle(request))
+    }
+
+    pub(crate) fn from_outbound(outbound: Arc<dyn Outbound>) -> Self {
+        RpcService::leaf(move |request| outbound.server_stream(request))
+    }
+}
+
+impl ClientStreamService {
+    /// A pipeline's innermost service calling a client-streaming handler.
+    pub fn from_handler(handler: Arc<dyn ClientStreamHandler>) -> Self {
+        RpcService::leaf(move |request| handler.handle(request))
+    }
+
+    pub(crate) fn from_outbound(outbound: Arc<dyn Outbound>) -> Self {
+        RpcService::leaf(move |request| outbound.client_stream(request))
+    }
+}
+
+impl DuplexService {
+    /// A pipeline's innermost service calling a duplex handler.
+    pub fn from_handler(handler: Arc<dyn DuplexHandler>) -> Self {
+        RpcService::leaf(move |request| handler.handle(request))
+    }
+
+    pub(crate) fn from_outbound(outbound: Arc<dyn Outbound>) -> Self {
+        RpcService::leaf(move |request| outbound.duplex(request))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Code;
+
+    #[test]
+    fn tower_errors_map_to_codes() {
+        let own: BoxError = Box::new(Error::aborted("x"));
+        assert_eq!(into_error(own).code(), Code::Aborted);
+        let elapsed: BoxError = Box::new(tower::timeout::error::Elapsed::new());
+        assert_eq!(into_error(elapsed).code(), Code::DeadlineExceeded);
+        let shed: BoxError = Box::new(tower::load_shed::error::Overloaded::new());
+        assert_eq!(into_error(shed).code(), Code::ResourceExhausted);
+        let other: BoxError = "boom".into();
+        let err = into_error(other);
+        assert_eq!((err.code(), err.message()), (Code::Internal, "boom"));
+    }
+}
