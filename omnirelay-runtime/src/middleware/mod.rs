@@ -35,10 +35,12 @@
 //!
 //! # Cost
 //!
-//! A pipeline with no middleware calls the handler directly. Each [`Middleware`] a call goes
-//! through is one type-erased [`RpcService`] whose future is stored inline in a [`CallFuture`]
-//! (up to [`CALL_FUTURE_SIZE`] bytes), so composing layers allocates nothing per call; stack many
-//! layers with `tower::ServiceBuilder` inside one `Middleware` to keep the future small.
+//! A pipeline with no middleware calls the handler directly. A transport calls the outermost
+//! [`Middleware`] with its future stored inline in a [`CallFuture`] (up to
+//! [`CALL_FUTURE_SIZE`] bytes), and the innermost service hands back the future the handler
+//! already boxed, so one `Middleware`, however many tower layers it stacks (use
+//! `tower::ServiceBuilder`), adds no allocation per call. Each further `Middleware` is reached
+//! through a boxed future: one allocation per call for each `Middleware` after the first.
 //!
 //! # Example
 //!

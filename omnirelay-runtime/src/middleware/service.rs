@@ -1,10 +1,17 @@
 //! The tower services a middleware wraps: one type-erased, cloneable service per call shape.
 //!
 //! [`RpcService<Req, Resp>`] is what every layer receives as its inner service and what a
-//! composed pipeline is erased back into. Its future is a [`CallFuture`]: the pipeline's future
-//! kept inline (no heap allocation) when it fits in [`CALL_FUTURE_SIZE`] bytes, boxed otherwise.
-//! A handler's own future is already boxed by the handler, so a pipeline of tower layers built
-//! with one `tower::ServiceBuilder` (or any layers whose futures fit) adds no allocation per call.
+//! composed pipeline is erased back into.
+//!
+//! Cost per call: the innermost service (a handler or an outbound) returns the future the
+//! handler already boxed, adding nothing. A transport calls the outermost level with
+//! [`RpcService::invoke`], whose [`CallFuture`] keeps that level's future inline (no heap
+//! allocation) when it fits in [`CALL_FUTURE_SIZE`] bytes. So one [`Middleware`] of any number
+//! of tower layers (stacked with `tower::ServiceBuilder`) adds no allocation per call; each
+//! further `Middleware` nested inside it is reached through `tower::Service::call`, whose future
+//! is boxed: one allocation per call per extra `Middleware`.
+//!
+//! [`Middleware`]: super::Middleware
 
 use std::fmt;
 use std::future::Future;
@@ -12,6 +19,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use futures::FutureExt;
 use stackfuture::StackFuture;
 use tower::{Service, ServiceExt};
 
@@ -19,7 +27,7 @@ use crate::dispatcher::Outbound;
 use crate::error::{Error, Result};
 use crate::meta::{Request, Response};
 use crate::procedure::{
-    ClientStreamHandler, DuplexHandler, OnewayHandler, ServerStreamHandler, UnaryHandler,
+    BoxFuture, ClientStreamHandler, DuplexHandler, OnewayHandler, ServerStreamHandler, UnaryHandler,
 };
 use crate::stream::ByteStream;
 
@@ -28,7 +36,8 @@ use crate::stream::ByteStream;
 /// allocation per call.
 pub const CALL_FUTURE_SIZE: usize = 512;
 
-/// The future of a call through an [`RpcService`]: stored inline when it fits.
+/// The future of [`RpcService::invoke`]: the outermost level's future, stored inline when it
+/// fits.
 pub type CallFuture<T> = StackFuture<'static, Result<T>, CALL_FUTURE_SIZE>;
 
 /// The error tower layers return: anything boxed.
@@ -49,7 +58,8 @@ pub type DuplexService = RpcService<Request<ByteStream>, Response<ByteStream>>;
 ///
 /// It is always ready (`poll_ready` returns `Ready(Ok)`); a wrapped service's readiness is
 /// awaited inside the call. Cloning is an `Arc` clone. [`RpcService::invoke`] calls it through
-/// a shared reference, which is how transports and outbounds drive a pipeline.
+/// a shared reference, which is how transports and outbounds drive a pipeline; as a tower
+/// service (inside another layer) its future is a [`BoxFuture`].
 pub struct RpcService<Req, Resp> {
     inner: Arc<dyn Call<Req, Resp>>,
 }
@@ -68,9 +78,13 @@ impl<Req, Resp> fmt::Debug for RpcService<Req, Resp> {
     }
 }
 
-/// A call through a shared reference; what an [`RpcService`] erases.
+/// A call through a shared reference; what an [`RpcService`] erases. `call_inline` is what
+/// [`RpcService::invoke`] uses at the top of a pipeline (the future kept inline);
+/// `call_boxed` is what a wrapping layer gets through `tower::Service::call`, so that an outer
+/// level's future holds a pointer to this one rather than all of it.
 trait Call<Req, Resp>: Send + Sync + 'static {
-    fn call(&self, request: Req) -> CallFuture<Resp>;
+    fn call_inline(&self, request: Req) -> CallFuture<Resp>;
+    fn call_boxed(&self, request: Req) -> BoxFuture<Result<Resp>>;
 }
 
 impl<Req, Resp> RpcService<Req, Resp>
@@ -92,16 +106,16 @@ where
         }
     }
 
-    /// Calls the service through a shared reference.
+    /// Calls the service through a shared reference, the pipeline's future stored inline.
     pub fn invoke(&self, request: Req) -> CallFuture<Resp> {
-        self.inner.call(request)
+        self.inner.call_inline(request)
     }
 
-    /// A service calling `f` for each request: the innermost service of a pipeline.
-    fn leaf<F, Fut>(f: F) -> Self
+    /// A service calling `f`, whose future is already boxed (a handler's or an outbound's):
+    /// the innermost service of a pipeline, which adds no allocation of its own.
+    fn leaf<F>(f: F) -> Self
     where
-        F: Fn(Req) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<Resp>> + Send + 'static,
+        F: Fn(Req) -> BoxFuture<Result<Resp>> + Send + Sync + 'static,
     {
         RpcService {
             inner: Arc::new(Leaf(f)),
@@ -112,32 +126,51 @@ where
 impl<Req: 'static, Resp: 'static> Service<Req> for RpcService<Req, Resp> {
     type Response = Resp;
     type Error = Error;
-    type Future = CallFuture<Resp>;
+    type Future = BoxFuture<Result<Resp>>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<()>> {
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, request: Req) -> Self::Future {
-        self.inner.call(request)
+        self.inner.call_boxed(request)
     }
 }
 
 struct Leaf<F>(F);
 
-impl<Req, Resp, F, Fut> Call<Req, Resp> for Leaf<F>
+impl<Req, Resp, F> Call<Req, Resp> for Leaf<F>
 where
     Req: Send + 'static,
     Resp: Send + 'static,
-    F: Fn(Req) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<Resp>> + Send + 'static,
+    F: Fn(Req) -> BoxFuture<Result<Resp>> + Send + Sync + 'static,
 {
-    fn call(&self, request: Req) -> CallFuture<Resp> {
-        StackFuture::from_or_box((self.0)(request))
+    fn call_inline(&self, request: Req) -> CallFuture<Resp> {
+        StackFuture::from((self.0)(request))
+    }
+
+    fn call_boxed(&self, request: Req) -> BoxFuture<Result<Resp>> {
+        (self.0)(request)
     }
 }
 
 struct Erased<S>(S);
+
+impl<S> Erased<S> {
+    fn oneshot<Req, Resp>(
+        &self,
+        request: Req,
+    ) -> impl Future<Output = Result<Resp>> + use<S, Req, Resp>
+    where
+        S: Service<Req, Response = Resp> + Clone,
+        S::Error: Into<BoxError>,
+    {
+        self.0
+            .clone()
+            .oneshot(request)
+            .map(|result| result.map_err(|e| into_error(e.into())))
+    }
+}
 
 impl<Req, Resp, S> Call<Req, Resp> for Erased<S>
 where
@@ -147,14 +180,12 @@ where
     S::Error: Into<BoxError>,
     S::Future: Send + 'static,
 {
-    fn call(&self, request: Req) -> CallFuture<Resp> {
-        let service = self.0.clone();
-        StackFuture::from_or_box(async move {
-            service
-                .oneshot(request)
-                .await
-                .map_err(|e| into_error(e.into()))
-        })
+    fn call_inline(&self, request: Req) -> CallFuture<Resp> {
+        StackFuture::from_or_box(self.oneshot(request))
+    }
+
+    fn call_boxed(&self, request: Req) -> BoxFuture<Result<Resp>> {
+        Box::pin(self.oneshot(request))
     }
 }
 

@@ -72,10 +72,11 @@ type Apply<Req, Resp> =
 /// # let _ = (limit, timeout);
 /// ```
 ///
-/// Each shape a middleware covers is one type-erasure point in the pipeline. Stack several
-/// tower layers with `tower::ServiceBuilder` inside one `Middleware` and the whole stack costs
-/// no allocation per call (while its future fits in
-/// [`CALL_FUTURE_SIZE`](super::CALL_FUTURE_SIZE) bytes).
+/// Each `Middleware` is one type-erasure point in a pipeline: the outermost costs no
+/// allocation per call (its future is kept inline while it fits in
+/// [`CALL_FUTURE_SIZE`](super::CALL_FUTURE_SIZE) bytes), each one inside it one boxed future.
+/// Stack several tower layers with `tower::ServiceBuilder` inside one `Middleware` to pay
+/// nothing for them.
 #[derive(Clone)]
 pub struct Middleware {
     name: Arc<str>,
