@@ -88,6 +88,19 @@ impl<T> Streaming<T> {
             ..Streaming::new(self.map(move |item| item.and_then(&mut f)))
         }
     }
+
+    /// Wraps the stream in `f` (to observe its items or its end, as middleware does), keeping
+    /// the trailers the transport will report.
+    pub fn wrap<U, S>(self, f: impl FnOnce(Streaming<T>) -> S) -> Streaming<U>
+    where
+        S: Stream<Item = Result<U>> + Send + 'static,
+    {
+        let trailers = self.trailers.clone();
+        Streaming {
+            trailers,
+            ..Streaming::new(f(self))
+        }
+    }
 }
 
 impl<T> Stream for Streaming<T> {
@@ -114,7 +127,7 @@ impl<T> std::fmt::Debug for Streaming<T> {
 }
 
 /// Ends `stream` with a `deadline-exceeded` error if it has not finished by `deadline`.
-pub(crate) fn with_deadline<T: Send + 'static>(
+pub fn with_deadline<T: Send + 'static>(
     stream: Streaming<T>,
     deadline: Option<std::time::Instant>,
     what: &'static str,
@@ -123,23 +136,24 @@ pub(crate) fn with_deadline<T: Send + 'static>(
         return stream;
     };
     let sleep = tokio::time::sleep_until(deadline.into());
-    let state = (stream, Box::pin(sleep), false);
-    Streaming::new(futures::stream::unfold(
-        state,
-        move |(mut s, mut sleep, done)| async move {
-            if done {
-                return None;
-            }
-            tokio::select! {
-                biased;
-                item = s.next() => item.map(|item| (item, (s, sleep, false))),
-                () = &mut sleep => Some((
-                    Err(crate::Error::deadline_exceeded(format!("{what} passed its deadline"))),
-                    (s, sleep, true),
-                )),
-            }
-        },
-    ))
+    stream.wrap(|stream| {
+        futures::stream::unfold(
+            (stream, Box::pin(sleep), false),
+            move |(mut s, mut sleep, done)| async move {
+                if done {
+                    return None;
+                }
+                tokio::select! {
+                    biased;
+                    item = s.next() => item.map(|item| (item, (s, sleep, false))),
+                    () = &mut sleep => Some((
+                        Err(crate::Error::deadline_exceeded(format!("{what} passed its deadline"))),
+                        (s, sleep, true),
+                    )),
+                }
+            },
+        )
+    })
 }
 
 #[cfg(test)]

@@ -61,7 +61,9 @@
 //! # let _ = dispatcher;
 //! ```
 
+pub mod deadline;
 mod endpoint;
+pub mod panic_recovery;
 mod pipeline;
 mod service;
 mod stack;

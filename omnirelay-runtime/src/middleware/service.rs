@@ -106,6 +106,30 @@ where
         }
     }
 
+    /// A service running `f` for each request, with (a clone of) `inner` to call next: the
+    /// shortest way to write a middleware without a tower `Layer`.
+    ///
+    /// ```
+    /// use omnirelay::middleware::{Middleware, UnaryService};
+    ///
+    /// let tag = Middleware::new("tag").unary_with(|_, inner: UnaryService| {
+    ///     UnaryService::around(inner, |inner, mut request: omnirelay::Request<_>| async move {
+    ///         request.meta.headers.insert("x-tagged", "1");
+    ///         inner.invoke(request).await
+    ///     })
+    /// });
+    /// # let _ = tag;
+    /// ```
+    pub fn around<F, Fut>(inner: RpcService<Req, Resp>, f: F) -> Self
+    where
+        F: Fn(RpcService<Req, Resp>, Req) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Result<Resp>> + Send + 'static,
+    {
+        RpcService::new(tower::service_fn(move |request: Req| {
+            f(inner.clone(), request)
+        }))
+    }
+
     /// Calls the service through a shared reference, the pipeline's future stored inline.
     pub fn invoke(&self, request: Req) -> CallFuture<Resp> {
         self.inner.call_inline(request)
