@@ -88,6 +88,20 @@ impl<T> Streaming<T> {
             ..Streaming::new(self.map(move |item| item.and_then(&mut f)))
         }
     }
+
+    /// Replaces the stream with `f(self)`, a stream built on this one (for example one that
+    /// watches for its end, as middleware does), keeping the trailers a transport puts on this
+    /// stream: [`Streaming::trailers`] of the result returns them.
+    pub fn map_stream<U, S>(self, f: impl FnOnce(Streaming<T>) -> S) -> Streaming<U>
+    where
+        S: Stream<Item = Result<U>> + Send + 'static,
+    {
+        let trailers = self.trailers.clone();
+        Streaming {
+            trailers,
+            ..Streaming::new(f(self))
+        }
+    }
 }
 
 impl<T> Stream for Streaming<T> {
