@@ -172,4 +172,18 @@ mod tests {
         assert!(s.message().await.is_err());
         assert_eq!(s.message().await.unwrap(), None);
     }
+
+    #[tokio::test]
+    async fn map_stream_keeps_the_trailers() {
+        let slot: TrailerSlot = Arc::new(OnceLock::new());
+        let inner =
+            Streaming::with_trailers(futures::stream::iter(vec![Ok(1), Ok(2)]), slot.clone());
+        let mut doubled = inner.map_stream(|s| s.map(|item| item.map(|n| n * 2)));
+        assert!(doubled.trailers().is_none());
+        assert_eq!(doubled.message().await.unwrap(), Some(2));
+        assert_eq!(doubled.message().await.unwrap(), Some(4));
+        assert_eq!(doubled.message().await.unwrap(), None);
+        let _ = slot.set([("k", "v")].into_iter().collect());
+        assert_eq!(doubled.trailers().unwrap().get_str("k"), Some("v"));
+    }
 }

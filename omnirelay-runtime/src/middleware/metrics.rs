@@ -74,7 +74,7 @@
 //! it. A call then costs one hash lookup, an `Instant` read at each end, two counter increments
 //! and one histogram observation (a short mutex), plus the one heap allocation of the future
 //! that awaits the inner service's (as every layer wrapping an inner
-//! [`CallFuture`](super::CALL_FUTURE_SIZE) needs). A stream costs one more allocation (its
+//! [`CallFuture`](super::CallFuture) needs). A stream costs one more allocation (its
 //! watching wrapper).
 //!
 //! Callers name themselves, so the distinct label sets are capped
@@ -221,11 +221,7 @@ impl Families {
 
     /// Registers (clones of) the families in `registry`; both then show the same values.
     fn register(&self, registry: &mut Registry) {
-        registry.register(
-            "omnirelay_calls",
-            "RPC calls started",
-            self.calls.clone(),
-        );
+        registry.register("omnirelay_calls", "RPC calls started", self.calls.clone());
         registry.register(
             "omnirelay_successes",
             "RPC calls that ended with code ok",
@@ -290,13 +286,13 @@ impl Format {
             let media = parts.next().unwrap_or_default().trim();
             let mut q = 1.0_f32;
             for param in parts {
-                if let Some((name, value)) = param.split_once('=') {
-                    if name.trim().eq_ignore_ascii_case("q") {
-                        q = match value.trim().parse::<f32>() {
-                            Ok(q) if (0.0..=1.0).contains(&q) => q,
-                            _ => 0.0,
-                        };
-                    }
+                if let Some((name, value)) = param.split_once('=')
+                    && name.trim().eq_ignore_ascii_case("q")
+                {
+                    q = match value.trim().parse::<f32>() {
+                        Ok(q) if (0.0..=1.0).contains(&q) => q,
+                        _ => 0.0,
+                    };
                 }
             }
             if media.eq_ignore_ascii_case("application/openmetrics-text") {
@@ -323,7 +319,9 @@ impl Shared {
             Format::Prometheus => {
                 prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)?
             }
-            Format::OpenMetrics => prometheus_client::encoding::text::encode(&mut out, &self.registry)?,
+            Format::OpenMetrics => {
+                prometheus_client::encoding::text::encode(&mut out, &self.registry)?
+            }
         }
         Ok(out)
     }
@@ -347,7 +345,10 @@ pub struct Metrics {
 impl fmt::Debug for Metrics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Metrics")
-            .field("label_sets", &self.shared.label_sets.load(Ordering::Relaxed))
+            .field(
+                "label_sets",
+                &self.shared.label_sets.load(Ordering::Relaxed),
+            )
             .field("max_label_sets", &self.shared.max_label_sets)
             .finish()
     }
@@ -681,7 +682,12 @@ impl PipelineMetrics {
             Some(_) => "",
             None => meta.procedure.as_str(),
         };
-        let key = (procedure, meta.caller.as_str(), meta.transport, meta.encoding);
+        let key = (
+            procedure,
+            meta.caller.as_str(),
+            meta.transport,
+            meta.encoding,
+        );
         let entry = self.entry(key);
         entry.calls.inc();
         Recorder {
@@ -963,7 +969,10 @@ mod tests {
             (&["text/plain"], Prometheus),
             (&["application/json"], Prometheus),
             (&["application/openmetrics-text"], OpenMetrics),
-            (&["Application/OpenMetrics-Text; version=1.0.0"], OpenMetrics),
+            (
+                &["Application/OpenMetrics-Text; version=1.0.0"],
+                OpenMetrics,
+            ),
             // What Prometheus sends: OpenMetrics ranked first.
             (
                 &[
@@ -977,8 +986,14 @@ mod tests {
             ),
             (&["application/openmetrics-text;q=0"], Prometheus),
             (&["application/openmetrics-text;q=nonsense"], Prometheus),
-            (&["application/openmetrics-text;q=0.5", "*/*;q=0.5"], Prometheus),
-            (&["text/plain;q=0.1", "application/openmetrics-text"], OpenMetrics),
+            (
+                &["application/openmetrics-text;q=0.5", "*/*;q=0.5"],
+                Prometheus,
+            ),
+            (
+                &["text/plain;q=0.1", "application/openmetrics-text"],
+                OpenMetrics,
+            ),
         ];
         for (accept, want) in cases {
             assert_eq!(Format::negotiate(&headers(accept)), *want, "{accept:?}");
@@ -987,7 +1002,12 @@ mod tests {
 
     #[test]
     fn buckets_are_checked() {
-        assert!(Metrics::builder().latency_buckets([0.1, 1.0]).build().is_ok());
+        assert!(
+            Metrics::builder()
+                .latency_buckets([0.1, 1.0])
+                .build()
+                .is_ok()
+        );
         for bad in [
             vec![],
             vec![0.0, 1.0],
@@ -1046,9 +1066,14 @@ mod tests {
             format!(
                 "omnirelay_call_duration_seconds_bucket{{{labels},code=\"invalid-argument\",le=\"+Inf\"}} 1"
             ),
-            format!("omnirelay_call_duration_seconds_count{{{labels},code=\"invalid-argument\"}} 1"),
+            format!(
+                "omnirelay_call_duration_seconds_count{{{labels},code=\"invalid-argument\"}} 1"
+            ),
         ] {
-            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
         }
         // No success or server failure happened: those families are not shown.
         assert!(!text.contains("omnirelay_successes"), "{text}");
@@ -1058,7 +1083,10 @@ mod tests {
         let open = metrics.render_openmetrics();
         assert!(open.ends_with("# EOF\n"), "{open}");
         assert!(open.contains("# TYPE omnirelay_calls counter\n"), "{open}");
-        assert!(open.contains("# UNIT omnirelay_call_duration_seconds seconds\n"), "{open}");
+        assert!(
+            open.contains("# UNIT omnirelay_call_duration_seconds seconds\n"),
+            "{open}"
+        );
     }
 
     #[test]
@@ -1069,7 +1097,9 @@ mod tests {
             &target(Direction::Outbound, Kind::ServerStream, None),
         );
         pipeline.start(&meta("me", "a::A")).finish(Code::Ok);
-        pipeline.start(&meta("me", "a::A")).finish(Code::Unavailable);
+        pipeline
+            .start(&meta("me", "a::A"))
+            .finish(Code::Unavailable);
         let mut twice = pipeline.start(&meta("me", "b::B"));
         twice.finish(Code::NotFound);
         twice.finish(Code::Internal); // ignored: a call ends once
@@ -1086,7 +1116,10 @@ mod tests {
             format!("omnirelay_caller_failures_total{{{b},code=\"not-found\"}} 1"),
             format!("omnirelay_caller_failures_total{{{b},code=\"cancelled\"}} 1"),
         ] {
-            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
         }
         assert!(!text.contains("code=\"internal\""), "{text}");
         // One cache entry per (procedure, caller, transport, encoding).
@@ -1115,7 +1148,10 @@ mod tests {
             )
         };
         for line in [calls("a", 2), calls("b", 1), calls(OVERFLOW_LABEL, 2)] {
-            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
         }
         let folded = r#"omnirelay_calls_total{direction="outbound",service="svc",procedure="__other__",rpc_type="unary",caller="__other__",transport="http",encoding="json"} 1"#;
         assert!(text.lines().any(|l| l == folded), "{text}");
@@ -1134,9 +1170,10 @@ mod tests {
         let ok = metrics.endpoint().handle(request(http::Method::GET, &[]));
         assert_eq!(ok.status, http::StatusCode::OK);
         assert_eq!(ok.content_type, "text/plain; version=0.0.4; charset=utf-8");
-        let open = metrics
-            .endpoint()
-            .handle(request(http::Method::GET, &["application/openmetrics-text"]));
+        let open = metrics.endpoint().handle(request(
+            http::Method::GET,
+            &["application/openmetrics-text"],
+        ));
         assert_eq!(open.content_type, OPENMETRICS_TEXT);
         assert_eq!(open.body.as_ref(), b"# EOF\n");
         for method in [http::Method::POST, http::Method::PUT, http::Method::DELETE] {

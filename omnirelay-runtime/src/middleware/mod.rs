@@ -63,6 +63,7 @@ mod endpoint;
 mod pipeline;
 mod service;
 mod stack;
+
 pub mod metrics;
 
 pub use endpoint::{AdminEndpoint, AdminRequest, AdminResponse};
