@@ -89,9 +89,10 @@ impl<T> Streaming<T> {
         }
     }
 
-    /// Wraps the stream in `f` (to observe its items or its end, as middleware does), keeping
-    /// the trailers the transport will report.
-    pub fn wrap<U, S>(self, f: impl FnOnce(Streaming<T>) -> S) -> Streaming<U>
+    /// Replaces the stream with `f(self)`, a stream built on this one (for example one that
+    /// watches for its end, as middleware does), keeping the trailers a transport puts on this
+    /// stream: [`Streaming::trailers`] of the result returns them.
+    pub fn map_stream<U, S>(self, f: impl FnOnce(Streaming<T>) -> S) -> Streaming<U>
     where
         S: Stream<Item = Result<U>> + Send + 'static,
     {
@@ -136,7 +137,7 @@ pub fn with_deadline<T: Send + 'static>(
         return stream;
     };
     let sleep = tokio::time::sleep_until(deadline.into());
-    stream.wrap(|stream| {
+    stream.map_stream(|stream| {
         futures::stream::unfold(
             (stream, Box::pin(sleep), false),
             move |(mut s, mut sleep, done)| async move {
@@ -171,5 +172,19 @@ mod tests {
         assert_eq!(s.message().await.unwrap(), Some(1));
         assert!(s.message().await.is_err());
         assert_eq!(s.message().await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn map_stream_keeps_the_trailers() {
+        let slot: TrailerSlot = Arc::new(OnceLock::new());
+        let inner =
+            Streaming::with_trailers(futures::stream::iter(vec![Ok(1), Ok(2)]), slot.clone());
+        let mut doubled = inner.map_stream(|s| s.map(|item| item.map(|n| n * 2)));
+        assert!(doubled.trailers().is_none());
+        assert_eq!(doubled.message().await.unwrap(), Some(2));
+        assert_eq!(doubled.message().await.unwrap(), Some(4));
+        assert_eq!(doubled.message().await.unwrap(), None);
+        let _ = slot.set([("k", "v")].into_iter().collect());
+        assert_eq!(doubled.trailers().unwrap().get_str("k"), Some("v"));
     }
 }

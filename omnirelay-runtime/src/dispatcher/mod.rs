@@ -394,12 +394,12 @@ impl DispatcherBuilder {
         for (direction, m) in all {
             for (path, endpoint) in m.endpoints() {
                 let path = path.to_string();
-                if let Some(existing) = endpoints.get(&path) {
-                    if !Arc::ptr_eq(existing, endpoint) {
-                        return Err(Error::invalid_argument(format!(
-                            "two middleware serve the administrative path {path:?}"
-                        )));
-                    }
+                if let Some(existing) = endpoints.get(&path)
+                    && !Arc::ptr_eq(existing, endpoint)
+                {
+                    return Err(Error::invalid_argument(format!(
+                        "two middleware serve the administrative path {path:?}"
+                    )));
                 }
                 endpoints.insert(path, endpoint.clone());
             }

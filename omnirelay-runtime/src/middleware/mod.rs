@@ -68,6 +68,8 @@ mod pipeline;
 mod service;
 mod stack;
 
+pub mod metrics;
+
 pub use endpoint::{AdminEndpoint, AdminRequest, AdminResponse};
 pub(crate) use pipeline::LayeredOutbound;
 pub use pipeline::Pipeline;

@@ -77,7 +77,7 @@ fn subject(target: &Target<'_>) -> Arc<str> {
 }
 
 fn guard_stream(stream: ByteStream, procedure: Arc<str>) -> ByteStream {
-    stream.wrap(move |stream| {
+    stream.map_stream(move |stream| {
         AssertUnwindSafe(stream)
             .catch_unwind()
             .scan(false, move |failed, item| {
