@@ -59,8 +59,10 @@
 //! # let _ = dispatcher;
 //! ```
 
+pub mod circuit_breaker;
 mod endpoint;
 mod pipeline;
+pub mod retry;
 mod service;
 mod stack;
 
