@@ -51,6 +51,18 @@
 //! [`CircuitBreakerMiddleware::state`] to read a peer's breaker; clones of the middleware share
 //! the state, so keep one before registering it.
 //!
+//! # With the retry middleware
+//!
+//! Register [`RetryMiddleware`](super::retry::RetryMiddleware) first (outer) and the breaker
+//! after it (inner): each attempt is then counted by the breaker, and once it opens the remaining
+//! attempts fail fast instead of reaching the peer. (A fail-fast error is `unavailable`, so the
+//! retry middleware still backs off and retries it while its attempts, budget and deadline allow.)
+//!
+//! # Events
+//!
+//! Opening emits a `WARN` tracing event ("circuit breaker opened", with the peer, the failure
+//! count and the suspension); closing an `INFO` event ("circuit breaker closed").
+//!
 //! # Defaults
 //!
 //! As OmniRelay .NET's peer circuit breaker, except the failure threshold: base delay 100 ms,

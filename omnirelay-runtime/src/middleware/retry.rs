@@ -4,7 +4,8 @@
 //! # What is retried
 //!
 //! Only **unary outbound** calls. A unary request is a `Request<Bytes>` whose clone is cheap (the
-//! body is a reference-counted [`Bytes`]), so each attempt replays the same buffered request.
+//! body is a reference-counted [`Bytes`]), so each attempt replays the same buffered request: an
+//! attempt sends a copy of the metadata and shares the body.
 //! Oneway calls are not retried (the server may already have acted on one that "failed"), and
 //! neither are streams (their request bodies cannot be replayed). Registered as *inbound*
 //! middleware, the retry middleware does nothing: the procedure's pipeline is left unchanged and
@@ -374,10 +375,10 @@ impl Retry {
                     return Err(self.exhausted(&request, attempt, error, Stop::Deadline));
                 }
             }
-            if let Some(budget) = &self.budget {
-                if !budget.withdraw() {
-                    return Err(self.exhausted(&request, attempt, error, Stop::Budget));
-                }
+            if let Some(budget) = &self.budget
+                && !budget.withdraw()
+            {
+                return Err(self.exhausted(&request, attempt, error, Stop::Budget));
             }
             tracing::debug!(
                 service = &*self.service,
