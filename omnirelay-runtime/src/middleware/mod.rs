@@ -61,10 +61,12 @@
 //! # let _ = dispatcher;
 //! ```
 
+pub mod circuit_breaker;
 pub mod deadline;
 mod endpoint;
 pub mod panic_recovery;
 mod pipeline;
+pub mod retry;
 mod service;
 mod stack;
 
