@@ -59,8 +59,10 @@
 //! # let _ = dispatcher;
 //! ```
 
+pub mod chaos;
 mod endpoint;
 mod pipeline;
+pub mod rate_limit;
 mod service;
 mod stack;
 
