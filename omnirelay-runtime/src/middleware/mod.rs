@@ -61,11 +61,13 @@
 //! # let _ = dispatcher;
 //! ```
 
+pub mod chaos;
 pub mod circuit_breaker;
 pub mod deadline;
 mod endpoint;
 pub mod panic_recovery;
 mod pipeline;
+pub mod rate_limit;
 pub mod retry;
 mod service;
 mod stack;

@@ -1,0 +1,420 @@
+//! Rate limiting: [`RateLimitMiddleware`] admits calls at a [`Quota`] and fails the rest at once
+//! with `resource-exhausted`.
+//!
+//! The limiter is [`governor`]'s GCRA (generic cell rate algorithm): a quota of `n` per period
+//! with a burst of `b` admits up to `b` calls at once, then one more every `period / n`. A
+//! call that finds no permit is not queued: it fails immediately with
+//!
+//! ```text
+//! resource-exhausted: rate limit exceeded for procedure '<procedure>' (retry after <n> ms)
+//! ```
+//!
+//! where the retry-after hint is the time until the limiter would admit the next call (the
+//! hint is in the message because YARPC-HTTP and gRPC carry no structured retry information for
+//! an arbitrary error; over YARPC-HTTP the status is `429`).
+//!
+//! # Scope: which calls share a limiter
+//!
+//! * [`RateLimitScope::PerProcedure`] (the default): each procedure has its own limiter. Inbound,
+//!   the limiter is built per procedure when the pipeline is composed. Outbound, one pipeline
+//!   serves every procedure of the remote service, so the limiter is keyed by the request's
+//!   procedure name.
+//! * [`RateLimitScope::Shared`]: one limiter for every call the middleware sees, across
+//!   procedures and shapes (and directions, when the same value is registered in both).
+//! * [`RateLimitScope::Keyed`]: one limiter per key that a selector computes from the
+//!   [`RequestMeta`] (e.g. per caller with [`RateLimitMiddleware::per_caller`]), shared across
+//!   procedures; a selector returning `None` exempts the call. Keys idle for longer than a full
+//!   burst takes to replenish are forgotten now and then (every 4096 calls), so the key table
+//!   does not grow without bound.
+//!
+//! # Streams
+//!
+//! The rate is of calls, not messages: opening a server stream, client stream or duplex stream
+//! takes one permit, and the messages it carries take none.
+//!
+//! ```
+//! use std::num::NonZeroU32;
+//! use omnirelay::Dispatcher;
+//! use omnirelay::middleware::rate_limit::{Quota, RateLimitMiddleware};
+//!
+//! let hundred = NonZeroU32::new(100).unwrap();
+//! let dispatcher = Dispatcher::builder("echo")
+//!     // Each procedure: 100 calls a second, up to 100 at once.
+//!     .middleware(RateLimitMiddleware::new(Quota::per_second(hundred)))
+//!     .build()
+//!     .unwrap();
+//! # let _ = dispatcher;
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures::future::{Either, Ready, ready};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, NotUntil};
+use tower::Service;
+
+use super::service::{CallFuture, RpcService};
+use super::stack::{Middleware, Target};
+use crate::error::{Error, Result};
+use crate::meta::{Request, RequestMeta};
+
+/// A rate: how many calls per period, and how many may come at once. Re-exported from
+/// [`governor`]: build one with `Quota::per_second(n)`, `Quota::per_minute(n)`,
+/// `Quota::per_hour(n)` or `Quota::with_period(d)`, and set the burst with `allow_burst(b)`
+/// (the burst defaults to the per-period count).
+pub use governor::Quota;
+
+/// Picks the key a call is limited under; `None` exempts the call.
+pub type KeySelector = Arc<dyn Fn(&RequestMeta) -> Option<String> + Send + Sync>;
+
+/// Which calls share a limiter (see the [module docs](self)).
+#[derive(Clone, Default)]
+pub enum RateLimitScope {
+    /// One limiter per procedure (the default).
+    #[default]
+    PerProcedure,
+    /// One limiter for every call.
+    Shared,
+    /// One limiter per key the selector returns; `None` exempts the call.
+    Keyed(KeySelector),
+}
+
+impl fmt::Debug for RateLimitScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RateLimitScope::PerProcedure => "PerProcedure",
+            RateLimitScope::Shared => "Shared",
+            RateLimitScope::Keyed(_) => "Keyed",
+        })
+    }
+}
+
+/// The `rate-limit` middleware: admits calls at a [`Quota`], failing the rest at once with
+/// `resource-exhausted` (see the [module docs](self)). Covers all five shapes, inbound and
+/// outbound; a stream takes its permit when it is opened.
+#[derive(Clone, Debug)]
+pub struct RateLimitMiddleware {
+    quota: Quota,
+    scope: RateLimitScope,
+}
+
+impl RateLimitMiddleware {
+    /// Limits calls to `quota`, one limiter per procedure.
+    pub fn new(quota: Quota) -> Self {
+        RateLimitMiddleware {
+            quota,
+            scope: RateLimitScope::PerProcedure,
+        }
+    }
+
+    /// Sets which calls share a limiter.
+    pub fn scope(mut self, scope: RateLimitScope) -> Self {
+        self.scope = scope;
+        self
+    }
+
+    /// One limiter per procedure (the default).
+    pub fn per_procedure(self) -> Self {
+        self.scope(RateLimitScope::PerProcedure)
+    }
+
+    /// One limiter shared by every call.
+    pub fn shared(self) -> Self {
+        self.scope(RateLimitScope::Shared)
+    }
+
+    /// One limiter per key `selector` returns for a call; `None` exempts the call.
+    pub fn keyed_by(
+        self,
+        selector: impl Fn(&RequestMeta) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        self.scope(RateLimitScope::Keyed(Arc::new(selector)))
+    }
+
+    /// One limiter per caller (the request's `caller`), shared across procedures.
+    pub fn per_caller(self) -> Self {
+        self.keyed_by(|meta| Some(meta.caller.clone()))
+    }
+
+    /// The quota.
+    pub fn quota(&self) -> Quota {
+        self.quota
+    }
+}
+
+/// How often (in calls) a keyed limiter forgets idle keys.
+const RETAIN_EVERY: u64 = 4096;
+
+/// A keyed limiter that forgets idle keys now and then.
+struct Keyed {
+    limiter: DefaultKeyedRateLimiter<String>,
+    calls: AtomicU64,
+}
+
+impl Keyed {
+    fn new(quota: Quota) -> Self {
+        Keyed {
+            limiter: DefaultKeyedRateLimiter::keyed(quota),
+            calls: AtomicU64::new(0),
+        }
+    }
+
+    fn check(&self, key: &String) -> std::result::Result<(), Duration> {
+        if self.calls.fetch_add(1, Ordering::Relaxed) % RETAIN_EVERY == RETAIN_EVERY - 1 {
+            self.limiter.retain_recent();
+            self.limiter.shrink_to_fit();
+        }
+        self.limiter
+            .check_key(key)
+            .map_err(|not_until| wait(&not_until, self.limiter.clock()))
+    }
+}
+
+fn wait(not_until: &NotUntil<<DefaultClock as Clock>::Instant>, clock: &DefaultClock) -> Duration {
+    not_until.wait_time_from(clock.now())
+}
+
+/// The limiter one pipeline checks.
+#[derive(Clone)]
+enum Limiter {
+    /// One limiter for everything this pipeline sees.
+    Direct(Arc<DefaultDirectRateLimiter>),
+    /// Keyed by the request's procedure (per-procedure scope, outbound).
+    ByProcedure(Arc<Keyed>),
+    /// Keyed by a selector.
+    Keyed(Arc<Keyed>, KeySelector),
+}
+
+impl Limiter {
+    fn check(&self, meta: &RequestMeta) -> Result<()> {
+        let outcome = match self {
+            Limiter::Direct(limiter) => limiter
+                .check()
+                .map_err(|not_until| wait(&not_until, limiter.clock())),
+            Limiter::ByProcedure(keyed) => keyed.check(&meta.procedure),
+            Limiter::Keyed(keyed, selector) => match selector(meta) {
+                Some(key) => keyed.check(&key),
+                None => Ok(()),
+            },
+        };
+        outcome.map_err(|retry_after| exceeded(&meta.procedure, retry_after))
+    }
+}
+
+/// The error a call without a permit fails with.
+fn exceeded(procedure: &str, retry_after: Duration) -> Error {
+    // Round up so that "retry after 0 ms" never appears for a wait under a millisecond.
+    let ms = retry_after.as_nanos().div_ceil(1_000_000);
+    Error::resource_exhausted(format!(
+        "rate limit exceeded for procedure '{procedure}' (retry after {ms} ms)"
+    ))
+}
+
+/// The state the middleware shares between the pipelines it is composed into.
+struct Plan {
+    quota: Quota,
+    shared: Option<Limiter>,
+}
+
+impl Plan {
+    fn new(config: RateLimitMiddleware) -> Self {
+        let shared = match config.scope {
+            RateLimitScope::PerProcedure => None,
+            RateLimitScope::Shared => Some(Limiter::Direct(Arc::new(
+                DefaultDirectRateLimiter::direct(config.quota),
+            ))),
+            RateLimitScope::Keyed(selector) => {
+                Some(Limiter::Keyed(Arc::new(Keyed::new(config.quota)), selector))
+            }
+        };
+        Plan {
+            quota: config.quota,
+            shared,
+        }
+    }
+
+    /// The limiter for the pipeline of `target`: built here, once per pipeline, for the
+    /// per-procedure scope.
+    fn limiter_for(&self, target: &Target<'_>) -> Limiter {
+        match (&self.shared, target.procedure) {
+            (Some(shared), _) => shared.clone(),
+            (None, Some(_)) => {
+                Limiter::Direct(Arc::new(DefaultDirectRateLimiter::direct(self.quota)))
+            }
+            (None, None) => Limiter::ByProcedure(Arc::new(Keyed::new(self.quota))),
+        }
+    }
+
+    fn wrap<T, Resp>(
+        &self,
+        target: &Target<'_>,
+        inner: RpcService<Request<T>, Resp>,
+    ) -> RpcService<Request<T>, Resp>
+    where
+        T: Send + 'static,
+        Resp: Send + 'static,
+    {
+        RpcService::new(Limited {
+            limiter: self.limiter_for(target),
+            inner,
+        })
+    }
+}
+
+/// A service that takes a permit before calling `inner`.
+#[derive(Clone)]
+struct Limited<S> {
+    limiter: Limiter,
+    inner: S,
+}
+
+impl<T, Resp> Service<Request<T>> for Limited<RpcService<Request<T>, Resp>>
+where
+    T: Send + 'static,
+    Resp: Send + 'static,
+{
+    type Response = Resp;
+    type Error = Error;
+    type Future = Either<Ready<Result<Resp>>, CallFuture<Resp>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<T>) -> Self::Future {
+        match self.limiter.check(&request.meta) {
+            Ok(()) => Either::Right(self.inner.invoke(request)),
+            Err(error) => Either::Left(ready(Err(error))),
+        }
+    }
+}
+
+impl From<RateLimitMiddleware> for Middleware {
+    fn from(config: RateLimitMiddleware) -> Middleware {
+        let plan = Arc::new(Plan::new(config));
+        let (p1, p2, p3, p4, p5) = (plan.clone(), plan.clone(), plan.clone(), plan.clone(), plan);
+        Middleware::new("rate-limit")
+            .unary_with(move |target, inner| p1.wrap(target, inner))
+            .oneway_with(move |target, inner| p2.wrap(target, inner))
+            .server_stream_with(move |target, inner| p3.wrap(target, inner))
+            .client_stream_with(move |target, inner| p4.wrap(target, inner))
+            .duplex_with(move |target, inner| p5.wrap(target, inner))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::num::NonZeroU32;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::Code;
+    use crate::meta::Response;
+    use crate::middleware::{Direction, UnaryService};
+    use crate::procedure::Kind;
+
+    fn echo() -> UnaryService {
+        RpcService::new(tower::service_fn(|r: Request<Bytes>| async move {
+            Ok::<_, Error>(Response::new(r.body))
+        }))
+    }
+
+    fn target(procedure: Option<&str>) -> Target<'_> {
+        Target {
+            direction: if procedure.is_some() {
+                Direction::Inbound
+            } else {
+                Direction::Outbound
+            },
+            kind: Kind::Unary,
+            service: "svc",
+            procedure,
+            peers: &[],
+        }
+    }
+
+    fn request(caller: &str, procedure: &str) -> Request<Bytes> {
+        Request::new(
+            RequestMeta::new(caller, "svc", procedure),
+            Bytes::from_static(b"x"),
+        )
+    }
+
+    fn two_per_minute() -> Quota {
+        Quota::per_minute(NonZeroU32::new(2).unwrap())
+    }
+
+    async fn outcomes(
+        service: &UnaryService,
+        caller: &str,
+        procedure: &str,
+        n: usize,
+    ) -> Vec<bool> {
+        let mut out = Vec::new();
+        for _ in 0..n {
+            out.push(service.invoke(request(caller, procedure)).await.is_ok());
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn per_procedure_inbound_limits_each_procedure_alone() {
+        let m: Middleware = RateLimitMiddleware::new(two_per_minute()).into();
+        let a = m.wrap_unary(&target(Some("a")), echo());
+        let b = m.wrap_unary(&target(Some("b")), echo());
+        assert_eq!(outcomes(&a, "c", "a", 3).await, [true, true, false]);
+        assert_eq!(outcomes(&b, "c", "b", 2).await, [true, true]);
+        let err = a.invoke(request("c", "a")).await.unwrap_err();
+        assert_eq!(err.code(), Code::ResourceExhausted);
+        assert!(
+            err.message()
+                .starts_with("rate limit exceeded for procedure 'a' (retry after "),
+            "{}",
+            err.message()
+        );
+    }
+
+    #[tokio::test]
+    async fn per_procedure_outbound_keys_by_the_request_procedure() {
+        let m: Middleware = RateLimitMiddleware::new(two_per_minute()).into();
+        let out = m.wrap_unary(&target(None), echo());
+        assert_eq!(outcomes(&out, "c", "x", 3).await, [true, true, false]);
+        assert_eq!(outcomes(&out, "c", "y", 3).await, [true, true, false]);
+    }
+
+    #[tokio::test]
+    async fn shared_scope_spans_procedures() {
+        let m: Middleware = RateLimitMiddleware::new(two_per_minute()).shared().into();
+        let a = m.wrap_unary(&target(Some("a")), echo());
+        let b = m.wrap_unary(&target(Some("b")), echo());
+        assert_eq!(outcomes(&a, "c", "a", 1).await, [true]);
+        assert_eq!(outcomes(&b, "c", "b", 2).await, [true, false]);
+    }
+
+    #[tokio::test]
+    async fn keyed_scope_isolates_keys_and_none_exempts() {
+        let m: Middleware = RateLimitMiddleware::new(two_per_minute())
+            .keyed_by(|meta| (meta.caller != "admin").then(|| meta.caller.clone()))
+            .into();
+        let a = m.wrap_unary(&target(Some("a")), echo());
+        let b = m.wrap_unary(&target(Some("b")), echo());
+        assert_eq!(outcomes(&a, "alice", "a", 1).await, [true]);
+        assert_eq!(outcomes(&b, "alice", "b", 2).await, [true, false]);
+        assert_eq!(outcomes(&a, "bob", "a", 3).await, [true, true, false]);
+        assert_eq!(outcomes(&a, "admin", "a", 5).await, [true; 5]);
+    }
+
+    #[test]
+    fn retry_hint_rounds_up_to_a_millisecond() {
+        let e = exceeded("p", Duration::from_nanos(1));
+        assert_eq!(
+            e.message(),
+            "rate limit exceeded for procedure 'p' (retry after 1 ms)"
+        );
+    }
+}
