@@ -76,6 +76,20 @@ impl<T> Streaming<T> {
         self.next().await.transpose()
     }
 
+    /// Wraps the stream in another built by `wrap` (one that watches the messages, the end, or
+    /// the stream being dropped), keeping the trailers: [`Streaming::trailers`] of the result
+    /// reads the same trailers as this stream's. What middleware uses to act when a stream ends.
+    pub fn wrap<U, S>(self, wrap: impl FnOnce(Streaming<T>) -> S) -> Streaming<U>
+    where
+        S: Stream<Item = Result<U>> + Send + 'static,
+    {
+        let trailers = self.trailers.clone();
+        Streaming {
+            trailers,
+            ..Streaming::new(wrap(self))
+        }
+    }
+
     /// Turns each message into another with `f`, which may fail (for example a decoder).
     pub fn and_then_map<U>(self, mut f: impl FnMut(T) -> Result<U> + Send + 'static) -> Streaming<U>
     where

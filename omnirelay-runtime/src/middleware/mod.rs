@@ -60,9 +60,11 @@
 //! ```
 
 mod endpoint;
+pub mod logging;
 mod pipeline;
 mod service;
 mod stack;
+pub mod trace;
 
 pub use endpoint::{AdminEndpoint, AdminRequest, AdminResponse};
 pub(crate) use pipeline::LayeredOutbound;
