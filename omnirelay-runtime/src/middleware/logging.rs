@@ -147,39 +147,39 @@ impl LoggingMiddleware {
 macro_rules! event_at {
     ($level:expr, $call:expr, $code:expr, $duration:expr, $error:expr, $message:expr) => {{
         macro_rules! emit {
-                        ($l:expr) => {
-                            if $code == Code::Ok {
-                                tracing::event!(
-                                    $l,
-                                    procedure = %$call.procedure,
-                                    service = %$call.service,
-                                    caller = %$call.caller,
-                                    transport = $call.transport.as_str(),
-                                    encoding = $call.encoding.as_str(),
-                                    direction = $call.shared.direction.as_str(),
-                                    code = $code.as_str(),
-                                    duration_ms = $duration,
-                                    "{}",
-                                    $message
-                                )
-                            } else {
-                                tracing::event!(
-                                    $l,
-                                    procedure = %$call.procedure,
-                                    service = %$call.service,
-                                    caller = %$call.caller,
-                                    transport = $call.transport.as_str(),
-                                    encoding = $call.encoding.as_str(),
-                                    direction = $call.shared.direction.as_str(),
-                                    code = $code.as_str(),
-                                    duration_ms = $duration,
-                                    error = %$error,
-                                    "{}",
-                                    $message
-                                )
-                            }
-                        };
-                    }
+                            ($l:expr) => {
+                                if $code == Code::Ok {
+                                    tracing::event!(
+                                        $l,
+                                        procedure = %$call.procedure,
+                                        service = %$call.service,
+                                        caller = %$call.caller,
+                                        transport = $call.transport.as_str(),
+                                        encoding = $call.encoding.as_str(),
+                                        direction = $call.shared.direction.as_str(),
+                                        code = $code.as_str(),
+                                        duration_ms = $duration,
+                                        "{}",
+                                        $message
+                                    )
+                                } else {
+                                    tracing::event!(
+                                        $l,
+                                        procedure = %$call.procedure,
+                                        service = %$call.service,
+                                        caller = %$call.caller,
+                                        transport = $call.transport.as_str(),
+                                        encoding = $call.encoding.as_str(),
+                                        direction = $call.shared.direction.as_str(),
+                                        code = $code.as_str(),
+                                        duration_ms = $duration,
+                                        error = %$error,
+                                        "{}",
+                                        $message
+                                    )
+                                }
+                            };
+                        }
         let level = $level;
         if level == Level::ERROR {
             emit!(Level::ERROR)

@@ -63,6 +63,28 @@
 //! `otel.kind`, `otel.status_code`). Propagation works without any subscriber: the spans are
 //! for observing, the context is what crosses the wire.
 //!
+//! # Parsing `traceparent` and `tracestate`
+//!
+//! Following the W3C Trace Context specification:
+//!
+//! - `version "-" trace-id "-" parent-id "-" trace-flags`, each field lower-case hex of 2, 32,
+//!   16 and 2 characters; surrounding whitespace is ignored.
+//! - Version `ff` is invalid; version `00` is exactly 55 characters long. A higher (future)
+//!   version is read as version `00` from its first 55 characters, and is valid only when it is
+//!   exactly that long or the 56th character is `-` (fields this version does not know follow).
+//! - An all-zero trace id or parent id is invalid.
+//! - Only the `sampled` flag is kept and passed on; other bits are dropped.
+//! - `tracestate` is read only beside a valid `traceparent`; an invalid list is dropped whole
+//!   (its rules, such as at most 32 members, are `opentelemetry::trace::TraceState`'s).
+//!
+//! The ids, flags and trace state are the `opentelemetry` API crate's types, but the header
+//! parsing is this crate's own (a small private module with its unit tests), not
+//! `opentelemetry_sdk`'s `TraceContextPropagator`: that propagator reads ids with
+//! `u128::from_str_radix`, so it takes `00-abc-def-01` (ids of the wrong length) or an id
+//! starting with `+` as valid, which the specification forbids; it also needs the SDK's `trace`
+//! feature (the SDK's span pipeline and `rand` 0.9, about 15 s more to build) and an
+//! `opentelemetry::Context` per call.
+//!
 //! ```
 //! use omnirelay::Dispatcher;
 //! use omnirelay::middleware::trace::TracingMiddleware;
@@ -176,8 +198,9 @@ impl TraceContext {
     }
 
     /// The remote context a `traceparent` (and optionally `tracestate`) header describes: its
-    /// span id is the caller's span. `None` when `traceparent` is not valid (see the rules in
-    /// the module source); an invalid `tracestate` is dropped, keeping the context.
+    /// span id is the caller's span. `None` when `traceparent` is not valid (see
+    /// [the rules](self#parsing-traceparent-and-tracestate)); an invalid `tracestate` is dropped,
+    /// keeping the context.
     pub fn from_w3c(traceparent: &[u8], tracestate: Option<&[u8]>) -> Option<Self> {
         let parent = w3c::parse_traceparent(traceparent)?;
         let state = tracestate
