@@ -143,54 +143,20 @@ impl LoggingMiddleware {
     }
 }
 
-/// One `tracing::event!` per level: the macro needs its level as a constant.
+/// `tracing::event!` at a level chosen at run time (the macro needs a constant level).
 macro_rules! event_at {
-    ($level:expr, $call:expr, $code:expr, $duration:expr, $error:expr, $message:expr) => {{
-        macro_rules! emit {
-                            ($l:expr) => {
-                                if $code == Code::Ok {
-                                    tracing::event!(
-                                        $l,
-                                        procedure = %$call.procedure,
-                                        service = %$call.service,
-                                        caller = %$call.caller,
-                                        transport = $call.transport.as_str(),
-                                        encoding = $call.encoding.as_str(),
-                                        direction = $call.shared.direction.as_str(),
-                                        code = $code.as_str(),
-                                        duration_ms = $duration,
-                                        "{}",
-                                        $message
-                                    )
-                                } else {
-                                    tracing::event!(
-                                        $l,
-                                        procedure = %$call.procedure,
-                                        service = %$call.service,
-                                        caller = %$call.caller,
-                                        transport = $call.transport.as_str(),
-                                        encoding = $call.encoding.as_str(),
-                                        direction = $call.shared.direction.as_str(),
-                                        code = $code.as_str(),
-                                        duration_ms = $duration,
-                                        error = %$error,
-                                        "{}",
-                                        $message
-                                    )
-                                }
-                            };
-                        }
+    ($level:expr, $($rest:tt)+) => {{
         let level = $level;
         if level == Level::ERROR {
-            emit!(Level::ERROR)
+            tracing::event!(Level::ERROR, $($rest)+)
         } else if level == Level::WARN {
-            emit!(Level::WARN)
+            tracing::event!(Level::WARN, $($rest)+)
         } else if level == Level::INFO {
-            emit!(Level::INFO)
+            tracing::event!(Level::INFO, $($rest)+)
         } else if level == Level::DEBUG {
-            emit!(Level::DEBUG)
+            tracing::event!(Level::DEBUG, $($rest)+)
         } else {
-            emit!(Level::TRACE)
+            tracing::event!(Level::TRACE, $($rest)+)
         }
     }};
 }
@@ -239,29 +205,44 @@ impl Call {
     fn finish(self, failure: Option<(Code, &str)>) {
         let options = &self.shared.options;
         let inbound = self.shared.direction == Direction::Inbound;
-        let duration_ms = self.start.elapsed().as_secs_f64() * 1000.0;
-        match failure {
-            None => {
-                let message = if inbound {
+        let (level, code, error, message) = match failure {
+            None => (
+                options.success,
+                Code::Ok,
+                None,
+                if inbound {
                     "Handled inbound request."
                 } else {
                     "Made outbound call."
-                };
-                event_at!(options.success, self, Code::Ok, duration_ms, "", message);
-            }
-            Some((code, error)) => {
-                let level = match code.fault() {
+                },
+            ),
+            Some((code, error)) => (
+                match code.fault() {
                     Fault::Client => options.caller_failure(),
                     _ => options.failure,
-                };
-                let message = if inbound {
+                },
+                code,
+                Some(error),
+                if inbound {
                     "Error handling inbound request."
                 } else {
                     "Error making outbound call."
-                };
-                event_at!(level, self, code, duration_ms, error, message);
-            }
-        }
+                },
+            ),
+        };
+        event_at!(
+            level,
+            procedure = %self.procedure,
+            service = %self.service,
+            caller = %self.caller,
+            transport = self.transport.as_str(),
+            encoding = self.encoding.as_str(),
+            direction = self.shared.direction.as_str(),
+            code = code.as_str(),
+            duration_ms = self.start.elapsed().as_secs_f64() * 1000.0,
+            error = error,
+            "{message}"
+        );
     }
 
     fn fail(self, error: &Error) {
