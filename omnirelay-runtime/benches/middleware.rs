@@ -95,7 +95,7 @@ fn run<T>(future: impl Future<Output = T>) -> T {
 fn dispatch(dispatcher: &Dispatcher, request: Request<Bytes>) -> Result<Response<Bytes>> {
     let spec = dispatcher.registry().lookup(PROCEDURE).expect("registered");
     match spec.pipeline() {
-        Pipeline::Unary(service) => run(service.invoke(request)),
+        Pipeline::Unary(service) => run(service.invoke_inline(request)),
         _ => unreachable!("a unary procedure"),
     }
 }

@@ -94,7 +94,8 @@ use serde::{Deserialize, Serialize};
 use tower::Service;
 
 use super::endpoint::{AdminEndpoint, AdminRequest, AdminResponse};
-use super::service::{CallFuture, RpcService};
+use super::service::RpcService;
+use crate::procedure::BoxFuture;
 use super::stack::{Middleware, Target};
 use crate::error::{Code, Error, Result};
 use crate::meta::Request;
@@ -725,7 +726,7 @@ where
 {
     type Response = Resp;
     type Error = Error;
-    type Future = Either<CallFuture<Resp>, Injected<Resp>>;
+    type Future = Either<BoxFuture<Result<Resp>>, Injected<Resp>>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<()>> {
         Poll::Ready(Ok(()))

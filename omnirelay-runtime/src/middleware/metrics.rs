@@ -72,10 +72,9 @@
 //! strings under a read lock: no string is built or copied per call, only on the first call of
 //! a label set. The outcome instruments of each code are created on the first call ending with
 //! it. A call then costs one hash lookup, an `Instant` read at each end, two counter increments
-//! and one histogram observation (a short mutex), plus the one heap allocation of the future
-//! that awaits the inner service's (as every layer wrapping an inner
-//! [`CallFuture`](super::CallFuture) needs). A stream costs one more allocation (its
-//! watching wrapper).
+//! and one histogram observation (a short mutex); its future is kept inline when it is the
+//! outermost middleware, boxed otherwise (see [`super`]'s cost section). A stream costs one
+//! more allocation (its watching wrapper).
 //!
 //! Callers name themselves, so the distinct label sets are capped
 //! ([`MetricsBuilder::max_label_sets`], default [`DEFAULT_MAX_LABEL_SETS`]): past the cap, a

@@ -65,12 +65,14 @@ pub mod chaos;
 pub mod circuit_breaker;
 pub mod deadline;
 mod endpoint;
+pub mod logging;
 pub mod panic_recovery;
 mod pipeline;
 pub mod rate_limit;
 pub mod retry;
 mod service;
 mod stack;
+pub mod trace;
 
 pub mod metrics;
 

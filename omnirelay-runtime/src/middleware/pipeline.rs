@@ -121,23 +121,23 @@ impl Outbound for LayeredOutbound {
     }
 
     fn unary(&self, request: Request<Bytes>) -> BoxFuture<Result<Response<Bytes>>> {
-        Box::pin(self.unary.invoke(request))
+        self.unary.invoke(request)
     }
 
     fn oneway(&self, request: Request<Bytes>) -> BoxFuture<Result<()>> {
-        Box::pin(self.oneway.invoke(request))
+        self.oneway.invoke(request)
     }
 
     fn server_stream(&self, request: Request<Bytes>) -> BoxFuture<Result<Response<ByteStream>>> {
-        Box::pin(self.server_stream.invoke(request))
+        self.server_stream.invoke(request)
     }
 
     fn client_stream(&self, request: Request<ByteStream>) -> BoxFuture<Result<Response<Bytes>>> {
-        Box::pin(self.client_stream.invoke(request))
+        self.client_stream.invoke(request)
     }
 
     fn duplex(&self, request: Request<ByteStream>) -> BoxFuture<Result<Response<ByteStream>>> {
-        Box::pin(self.duplex.invoke(request))
+        self.duplex.invoke(request)
     }
 
     fn peers(&self) -> Option<Vec<String>> {

@@ -57,7 +57,8 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, NotUntil};
 use tower::Service;
 
-use super::service::{CallFuture, RpcService};
+use super::service::RpcService;
+use crate::procedure::BoxFuture;
 use super::stack::{Middleware, Target};
 use crate::error::{Error, Result};
 use crate::meta::{Request, RequestMeta};
@@ -279,7 +280,7 @@ where
 {
     type Response = Resp;
     type Error = Error;
-    type Future = Either<Ready<Result<Resp>>, CallFuture<Resp>>;
+    type Future = Either<Ready<Result<Resp>>, BoxFuture<Result<Resp>>>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<()>> {
         Poll::Ready(Ok(()))

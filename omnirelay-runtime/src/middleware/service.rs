@@ -36,7 +36,7 @@ use crate::stream::ByteStream;
 /// allocation per call.
 pub const CALL_FUTURE_SIZE: usize = 512;
 
-/// The future of [`RpcService::invoke`]: the outermost level's future, stored inline when it
+/// The future of [`RpcService::invoke_inline`]: the outermost level's future, stored inline when it
 /// fits.
 pub type CallFuture<T> = StackFuture<'static, Result<T>, CALL_FUTURE_SIZE>;
 
@@ -57,9 +57,9 @@ pub type DuplexService = RpcService<Request<ByteStream>, Response<ByteStream>>;
 /// A type-erased, cloneable tower service for one call shape, with [`Error`] as its error.
 ///
 /// It is always ready (`poll_ready` returns `Ready(Ok)`); a wrapped service's readiness is
-/// awaited inside the call. Cloning is an `Arc` clone. [`RpcService::invoke`] calls it through
-/// a shared reference, which is how transports and outbounds drive a pipeline; as a tower
-/// service (inside another layer) its future is a [`BoxFuture`].
+/// awaited inside the call. Cloning is an `Arc` clone. [`RpcService::invoke`] (inside
+/// middleware) and [`RpcService::invoke_inline`] (transports) call it through a shared
+/// reference; as a tower service its future is a [`BoxFuture`], as from `invoke`.
 pub struct RpcService<Req, Resp> {
     inner: Arc<dyn Call<Req, Resp>>,
 }
@@ -130,8 +130,17 @@ where
         }))
     }
 
-    /// Calls the service through a shared reference, the pipeline's future stored inline.
-    pub fn invoke(&self, request: Req) -> CallFuture<Resp> {
+    /// Calls the service through a shared reference: what a middleware uses to call the next
+    /// service. The future is the one the handler or outbound boxed when this service is the
+    /// innermost; a wrapped service boxes its own (one allocation).
+    pub fn invoke(&self, request: Req) -> BoxFuture<Result<Resp>> {
+        self.inner.call_boxed(request)
+    }
+
+    /// Calls the service through a shared reference with its future stored inline: what a
+    /// transport uses at the top of a pipeline, so the outermost middleware costs no
+    /// allocation. Inside a middleware use [`RpcService::invoke`], whose future is small.
+    pub fn invoke_inline(&self, request: Req) -> CallFuture<Resp> {
         self.inner.call_inline(request)
     }
 

@@ -370,7 +370,7 @@ async fn dispatch(
         Pipeline::Unary(h) => {
             let response = run(deadline, async {
                 let body = first_message(&mut requests).await?;
-                h.invoke(Request::new(meta, body)).await
+                h.invoke_inline(Request::new(meta, body)).await
             })
             .await?;
             single_response(response, config.max_send)
@@ -378,7 +378,7 @@ async fn dispatch(
         Pipeline::Oneway(h) => {
             let body = run(deadline, first_message(&mut requests)).await?;
             let procedure = meta.procedure.clone();
-            let call = h.invoke(Request::new(meta, body));
+            let call = h.invoke_inline(Request::new(meta, body));
             tokio::spawn(async move {
                 if let Err(err) = run(None, call).await {
                     tracing::warn!(%procedure, error = %err, "oneway handler failed");
@@ -389,17 +389,17 @@ async fn dispatch(
         Pipeline::ServerStream(h) => {
             let response = run(deadline, async {
                 let body = first_message(&mut requests).await?;
-                h.invoke(Request::new(meta, body)).await
+                h.invoke_inline(Request::new(meta, body)).await
             })
             .await?;
             stream_response(response, deadline, config.max_send)
         }
         Pipeline::ClientStream(h) => {
-            let response = run(deadline, h.invoke(Request::new(meta, requests))).await?;
+            let response = run(deadline, h.invoke_inline(Request::new(meta, requests))).await?;
             single_response(response, config.max_send)
         }
         Pipeline::Duplex(h) => {
-            let response = run(deadline, h.invoke(Request::new(meta, requests))).await?;
+            let response = run(deadline, h.invoke_inline(Request::new(meta, requests))).await?;
             stream_response(response, deadline, config.max_send)
         }
     }

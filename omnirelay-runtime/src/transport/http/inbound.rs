@@ -833,7 +833,7 @@ async fn plain(
     let encoding = meta.encoding;
     match spec.pipeline() {
         Pipeline::Unary(h) => {
-            let call = h.invoke(Request::new(meta, body));
+            let call = h.invoke_inline(Request::new(meta, body));
             let mut response = match run(deadline, timeout.as_ref(), call).await {
                 Ok(response) => success(shared, response, encoding, both),
                 Err(error) => error_response(shared, &error, both),
@@ -844,7 +844,7 @@ async fn plain(
         }
         Pipeline::Oneway(h) => {
             let procedure = meta.procedure.clone();
-            let call = h.invoke(Request::new(meta, body));
+            let call = h.invoke_inline(Request::new(meta, body));
             tokio::spawn(async move {
                 let _guard = guard;
                 if let Err(err) = run(None, None, call).await {
@@ -890,7 +890,7 @@ async fn server_stream(
         Ok(body) => body,
         Err(error) => return close_after(error_response(shared, &error, both), version),
     };
-    let call = h.invoke(Request::new(meta, body));
+    let call = h.invoke_inline(Request::new(meta, body));
     let (meta, stream) = match run(deadline, timeout.as_ref(), call).await {
         Ok(response) => response.into_parts(),
         Err(error) => return error_response(shared, &error, both),
@@ -1219,7 +1219,7 @@ async fn respond(
     let send_error = |error: &Error| send(FrameType::ResponseError, &frame::error_payload(error));
     match spec.pipeline() {
         Pipeline::ClientStream(h) => {
-            let call = h.invoke(Request::new(meta, requests));
+            let call = h.invoke_inline(Request::new(meta, requests));
             let (meta, body) = match run(deadline, timeout.as_ref(), call).await {
                 Ok(response) => response.into_parts(),
                 Err(error) => {
@@ -1245,7 +1245,7 @@ async fn respond(
             .await;
         }
         Pipeline::Duplex(h) => {
-            let call = h.invoke(Request::new(meta, requests));
+            let call = h.invoke_inline(Request::new(meta, requests));
             let (meta, stream) = match run(deadline, timeout.as_ref(), call).await {
                 Ok(response) => response.into_parts(),
                 Err(error) => {
