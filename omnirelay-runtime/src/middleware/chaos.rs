@@ -95,10 +95,10 @@ use tower::Service;
 
 use super::endpoint::{AdminEndpoint, AdminRequest, AdminResponse};
 use super::service::RpcService;
-use crate::procedure::BoxFuture;
 use super::stack::{Middleware, Target};
 use crate::error::{Code, Error, Result};
 use crate::meta::Request;
+use crate::procedure::BoxFuture;
 
 /// The path of the control endpoint.
 pub const CONTROL_PATH: &str = "/omnirelay/control/chaos";

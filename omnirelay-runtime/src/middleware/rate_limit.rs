@@ -58,10 +58,10 @@ use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, NotUntil};
 use tower::Service;
 
 use super::service::RpcService;
-use crate::procedure::BoxFuture;
 use super::stack::{Middleware, Target};
 use crate::error::{Error, Result};
 use crate::meta::{Request, RequestMeta};
+use crate::procedure::BoxFuture;
 
 /// A rate: how many calls per period, and how many may come at once. Re-exported from
 /// [`governor`]: build one with `Quota::per_second(n)`, `Quota::per_minute(n)`,
