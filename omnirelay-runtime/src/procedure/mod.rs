@@ -203,10 +203,14 @@ pub fn procedure_from_grpc_path(path: &str) -> Option<String> {
         return None;
     }
     if service == "__default__" {
-        Some(method.to_owned())
-    } else {
-        Some(format!("{service}::{method}"))
+        return Some(method.to_owned());
     }
+    // Sized once: one allocation per inbound call, no reallocation.
+    let mut name = String::with_capacity(service.len() + 2 + method.len());
+    name.push_str(service);
+    name.push_str("::");
+    name.push_str(method);
+    Some(name)
 }
 
 #[cfg(test)]

@@ -107,58 +107,83 @@ pub(crate) fn format_timeout(timeout: Duration) -> HeaderValue {
     HeaderValue::try_from(format!("{value}{unit}")).expect("digits and a letter are a valid header")
 }
 
-fn header_str(headers: &HeaderMap, key: &str) -> Result<Option<String>> {
-    match headers.get(key) {
-        None => Ok(None),
-        Some(v) => v
-            .to_str()
-            .map(|s| Some(s.to_owned()))
-            .map_err(|_| Error::invalid_argument(format!("header {key} is not valid text"))),
-    }
+fn text(key: &str, value: &HeaderValue) -> Result<String> {
+    value
+        .to_str()
+        .map(str::to_owned)
+        .map_err(|_| Error::invalid_argument(format!("header {key} is not valid text")))
 }
 
-/// Builds the request metadata of an inbound call.
+/// Builds the request metadata of an inbound call, in one pass over the headers (no header
+/// name is hashed or looked up; for a header sent twice the first value counts).
 pub(crate) fn request_meta(
     headers: &HeaderMap,
     default_service: &str,
     procedure: String,
     content_encoding: Encoding,
 ) -> Result<RequestMeta> {
-    let encoding = match headers.get(RPC_ENCODING) {
-        Some(v) => Encoding::parse_or_error(
-            v.to_str()
-                .map_err(|_| Error::invalid_argument("header rpc-encoding is not valid text"))?,
-        )?,
-        None => content_encoding,
-    };
-    let ttl = headers.get(GRPC_TIMEOUT).map(parse_timeout).transpose()?;
+    let mut caller = None;
+    let mut service = None;
+    let mut encoding = None;
+    let mut ttl = None;
+    let mut shard_key = None;
+    let mut routing_key = None;
+    let mut routing_delegate = None;
+    let mut caller_procedure = None;
     let mut app = Headers::new();
-    for (key, value) in headers {
-        let key = key.as_str();
-        if is_reserved(key) {
-            continue;
-        }
-        let value = if key.ends_with("-bin") {
-            Bytes::from(BIN.decode(value.as_bytes()).map_err(|_| {
-                Error::invalid_argument(format!("binary header {key} is not valid base64"))
-            })?)
-        } else {
-            Bytes::copy_from_slice(value.as_bytes())
+    for (name, value) in headers {
+        let key = name.as_str();
+        let slot = match key {
+            RPC_CALLER => &mut caller,
+            RPC_SERVICE => &mut service,
+            RPC_SHARD_KEY => &mut shard_key,
+            RPC_ROUTING_KEY => &mut routing_key,
+            RPC_ROUTING_DELEGATE => &mut routing_delegate,
+            RPC_CALLER_PROCEDURE => &mut caller_procedure,
+            RPC_ENCODING => {
+                if encoding.is_none() {
+                    let text = value.to_str().map_err(|_| {
+                        Error::invalid_argument("header rpc-encoding is not valid text")
+                    })?;
+                    encoding = Some(Encoding::parse_or_error(text)?);
+                }
+                continue;
+            }
+            GRPC_TIMEOUT => {
+                if ttl.is_none() {
+                    ttl = Some(parse_timeout(value)?);
+                }
+                continue;
+            }
+            _ if is_reserved(key) => continue,
+            _ => {
+                let value = if key.ends_with("-bin") {
+                    Bytes::from(BIN.decode(value.as_bytes()).map_err(|_| {
+                        Error::invalid_argument(format!("binary header {key} is not valid base64"))
+                    })?)
+                } else {
+                    Bytes::copy_from_slice(value.as_bytes())
+                };
+                app.insert(key, value);
+                continue;
+            }
         };
-        app.insert(key, value);
+        if slot.is_none() {
+            *slot = Some(text(key, value)?);
+        }
     }
     Ok(RequestMeta {
-        caller: header_str(headers, RPC_CALLER)?.unwrap_or_else(|| "unknown".to_owned()),
-        service: header_str(headers, RPC_SERVICE)?.unwrap_or_else(|| default_service.to_owned()),
+        caller: caller.unwrap_or_else(|| "unknown".to_owned()),
+        service: service.unwrap_or_else(|| default_service.to_owned()),
         procedure,
-        encoding,
+        encoding: encoding.unwrap_or(content_encoding),
         transport: Transport::Grpc,
         ttl,
         deadline: ttl.map(|ttl| Instant::now() + ttl),
-        shard_key: header_str(headers, RPC_SHARD_KEY)?,
-        routing_key: header_str(headers, RPC_ROUTING_KEY)?,
-        routing_delegate: header_str(headers, RPC_ROUTING_DELEGATE)?,
-        caller_procedure: header_str(headers, RPC_CALLER_PROCEDURE)?,
+        shard_key,
+        routing_key,
+        routing_delegate,
+        caller_procedure,
         headers: app,
     })
 }
