@@ -158,7 +158,12 @@ async fn accept_loop(
         let (context, config, drain) = (context.clone(), config.clone(), drain.clone());
         let service = hyper::service::service_fn(move |request| {
             let (context, config, drain) = (context.clone(), config.clone(), drain.clone());
-            async move { Ok::<_, Infallible>(counted(&context, &config, &drain, request).await) }
+            // Boxed: hyper spawns a task per HTTP/2 stream, and a call's future is several KiB;
+            // a task holding a pointer is moved cheaply, where the future itself would be copied
+            // into the task and again on each move.
+            Box::pin(async move {
+                Ok::<_, Infallible>(counted(&context, &config, &drain, request).await)
+            })
         });
         let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         connections.spawn(async move {
