@@ -1,0 +1,290 @@
+//! The number-crunching half of `benches/run.sh`:
+//!
+//! - `bench-stats bodies DIR`: writes the gRPC request bodies the load generators send
+//!   (`empty.bin`: an `Empty`; `unary.bin`: a `SimpleRequest` with a 100-byte payload asking for a
+//!   100-byte reply; each with its 5-byte gRPC frame header) and `echo.bin` (100 bytes, the HTTP
+//!   echo body).
+//! - `bench-stats latency FILE`: the request count, mean, p50 and p99 (microseconds) of an
+//!   `h2load --log-file` (third column: request time in us).
+//! - `bench-stats table RESULTS`: the Markdown table of a results file, one line per run with
+//!   tab-separated `scenario server round req_per_s mean_us p99_us cpu_s requests`; medians over
+//!   rounds, and a ratio row OmniRelay / peer per scenario.
+//! - `bench-stats allocs RESULTS`: the Markdown table of allocation runs, one line per run with
+//!   `server call calls allocs reallocs bytes` (deltas over `calls` calls).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::ExitCode;
+
+use omnirelay_benches::omni_pb::{Empty, Payload, SimpleRequest};
+use prost::Message;
+
+/// Request and reply payload size of the `UnaryCall` rows and the HTTP echo body size.
+const PAYLOAD: usize = 100;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["bodies", dir] => bodies(Path::new(dir)),
+        ["latency", file] => latency(Path::new(file)),
+        ["table", file] => table(Path::new(file)),
+        ["allocs", file] => allocs(Path::new(file)),
+        _ => Err(
+            "usage: bench-stats bodies DIR | latency H2LOAD_LOG | table RESULTS | allocs RESULTS"
+                .into(),
+        ),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("bench-stats: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn grpc_frame(message: &impl Message) -> Vec<u8> {
+    let body = message.encode_to_vec();
+    let mut framed = Vec::with_capacity(5 + body.len());
+    framed.push(0); // not compressed
+    framed.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    framed.extend_from_slice(&body);
+    framed
+}
+
+fn bodies(dir: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let unary = SimpleRequest {
+        response_size: PAYLOAD as i32,
+        payload: Some(Payload {
+            r#type: 0,
+            body: vec![b'x'; PAYLOAD],
+        }),
+        ..Default::default()
+    };
+    let files: [(&str, Vec<u8>); 3] = [
+        ("empty.bin", grpc_frame(&Empty {})),
+        ("unary.bin", grpc_frame(&unary)),
+        ("echo.bin", vec![b'x'; PAYLOAD]),
+    ];
+    for (name, bytes) in files {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn read(path: &Path) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The value at quantile `q` (nearest rank) of sorted `values`.
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn latency(path: &Path) -> Result<(), String> {
+    let mut times: Vec<f64> = read(path)?
+        .lines()
+        .filter_map(|line| line.split('\t').nth(2)?.trim().parse().ok())
+        .collect();
+    if times.is_empty() {
+        return Err(format!("{}: no request times", path.display()));
+    }
+    times.sort_by(f64::total_cmp);
+    let mean = times.iter().sum::<f64>() / times.len() as f64;
+    println!(
+        "{} {:.1} {:.1} {:.1}",
+        times.len(),
+        mean,
+        quantile(&times, 0.50),
+        quantile(&times, 0.99)
+    );
+    Ok(())
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.retain(|v| v.is_finite());
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+#[derive(Default)]
+struct Runs {
+    rps: Vec<f64>,
+    mean_us: Vec<f64>,
+    p99_us: Vec<f64>,
+    cpu_per_100k: Vec<f64>,
+}
+
+struct Summary {
+    rps: f64,
+    mean_us: f64,
+    p99_us: f64,
+    cpu_per_100k: f64,
+    n: usize,
+    rps_min: f64,
+    rps_max: f64,
+}
+
+impl Runs {
+    fn summary(&self) -> Summary {
+        let min = self.rps.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = self.rps.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        Summary {
+            rps: median(self.rps.clone()),
+            mean_us: median(self.mean_us.clone()),
+            p99_us: median(self.p99_us.clone()),
+            cpu_per_100k: median(self.cpu_per_100k.clone()),
+            n: self.rps.len(),
+            rps_min: min,
+            rps_max: max,
+        }
+    }
+}
+
+fn fmt_us(us: f64) -> String {
+    if !us.is_finite() {
+        "-".into()
+    } else if us >= 1000.0 {
+        format!("{:.2} ms", us / 1000.0)
+    } else {
+        format!("{us:.0} us")
+    }
+}
+
+fn fmt_rps(rps: f64) -> String {
+    if !rps.is_finite() {
+        return "-".into();
+    }
+    let n = rps.round() as u64;
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn ratio(ours: f64, peer: f64) -> String {
+    if ours.is_finite() && peer.is_finite() && peer > 0.0 {
+        format!("{:.2}x", ours / peer)
+    } else {
+        "-".into()
+    }
+}
+
+fn table(path: &Path) -> Result<(), String> {
+    let text = read(path)?;
+    let mut order: Vec<String> = Vec::new();
+    let mut runs: BTreeMap<(String, String), Runs> = BTreeMap::new();
+    for (i, line) in text.lines().enumerate() {
+        let f: Vec<&str> = line.split('\t').collect();
+        if line.trim().is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if f.len() < 8 {
+            return Err(format!("{}:{}: expected 8 fields", path.display(), i + 1));
+        }
+        let num = |s: &str| s.trim().parse::<f64>().unwrap_or(f64::NAN);
+        let scenario = f[0].to_owned();
+        if !order.contains(&scenario) {
+            order.push(scenario.clone());
+        }
+        let r = runs.entry((scenario, f[1].to_owned())).or_default();
+        r.rps.push(num(f[3]));
+        r.mean_us.push(num(f[4]));
+        r.p99_us.push(num(f[5]));
+        let requests = num(f[7]);
+        r.cpu_per_100k.push(num(f[6]) / requests * 100_000.0);
+    }
+    println!(
+        "| scenario | server | req/s (median) | req/s range | mean | p99 | CPU s / 100k calls | rounds |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for scenario in &order {
+        let servers: Vec<&String> = runs
+            .keys()
+            .filter(|(s, _)| s == scenario)
+            .map(|(_, srv)| srv)
+            .collect();
+        // OmniRelay first, then its peer.
+        let mut servers = servers;
+        servers.sort_by_key(|s| (!s.starts_with("omnirelay"), s.to_string()));
+        let mut summaries = Vec::new();
+        for server in &servers {
+            let s = runs[&(scenario.clone(), server.to_string())].summary();
+            println!(
+                "| {scenario} | {server} | {} | {}-{} | {} | {} | {:.2} | {} |",
+                fmt_rps(s.rps),
+                fmt_rps(s.rps_min),
+                fmt_rps(s.rps_max),
+                fmt_us(s.mean_us),
+                fmt_us(s.p99_us),
+                s.cpu_per_100k,
+                s.n
+            );
+            summaries.push(s);
+        }
+        if let [ours, peer] = summaries.as_slice() {
+            println!(
+                "| {scenario} | **OmniRelay / {}** | **{}** | | {} | {} | {} | |",
+                servers[1],
+                ratio(ours.rps, peer.rps),
+                ratio(ours.mean_us, peer.mean_us),
+                ratio(ours.p99_us, peer.p99_us),
+                ratio(ours.cpu_per_100k, peer.cpu_per_100k),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn allocs(path: &Path) -> Result<(), String> {
+    let text = read(path)?;
+    println!(
+        "| server | call | calls | allocs / call | bytes allocated / call | reallocs / call |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for line in text
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+    {
+        let f: Vec<&str> = line.split('\t').collect();
+        if f.len() < 6 {
+            return Err(format!("{}: expected 6 fields in {line:?}", path.display()));
+        }
+        let num = |s: &str| s.trim().parse::<f64>().unwrap_or(f64::NAN);
+        let calls = num(f[2]);
+        println!(
+            "| {} | {} | {} | {:.2} | {:.0} B | {:.3} |",
+            f[0],
+            f[1],
+            f[2],
+            num(f[3]) / calls,
+            num(f[5]) / calls,
+            num(f[4]) / calls
+        );
+    }
+    Ok(())
+}
