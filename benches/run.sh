@@ -2,7 +2,7 @@
 # Side-by-side benchmarks: OmniRelay gRPC vs tonic 0.14 (h2load) and OmniRelay YARPC-HTTP vs
 # axum 0.8 (wrk), interleaved over rounds on this machine, plus heap allocations per call.
 #
-#   benches/run.sh            full run (3 rounds; about 5 minutes after the build on 2 cores)
+#   benches/run.sh            full run (4 rounds; about 4 minutes after the build on 2 cores)
 #   benches/run.sh --quick    CI smoke: 1 round, small counts (well under 2 minutes after the build)
 #   benches/run.sh --no-build use the binaries already built
 #
@@ -39,15 +39,15 @@ if (( QUICK )); then
     N_ALLOC=${N_ALLOC:-2000}    # calls per allocation measurement
     N_WARM=${N_WARM:-500}
 else
-    ROUNDS=${ROUNDS:-3}
+    ROUNDS=${ROUNDS:-4}
     N_LAT=${N_LAT:-20000}
     N_THR=${N_THR:-100000}
-    WRK_SECS=${WRK_SECS:-5}
+    WRK_SECS=${WRK_SECS:-4}
     N_ALLOC=${N_ALLOC:-20000}
     N_WARM=${N_WARM:-5000}
 fi
 WRK_CONNS_THR=64                 # HTTP/1.1 has no streams: 4 x 16 in flight = 64 connections
-PORT_BASE=${BENCH_PORT_BASE:-50071}
+PORT_BASE=${BENCH_PORT_BASE:-28071}  # below the ephemeral range, so no client socket holds it
 LOAD_TIMEOUT=120                 # seconds; no single load run may take longer
 
 # ---- tools ------------------------------------------------------------------------------------
@@ -146,10 +146,10 @@ UNARY_PATH=/grpc.testing.TestService/UnaryCall
 
 # check_grpc PORT PATH BODY: one call with nghttp; its grpc-status must be 0.
 check_grpc() {
-    local out
-    out=$(timeout 10 nghttp -v "${GRPC_H[@]}" -d "$3" "http://127.0.0.1:$1$2" 2>&1) ||
-        die "nghttp to $1$2 failed: $out"
-    grep -aq 'grpc-status: 0' <<<"$out" || die "grpc-status of $2 on port $1 is not 0: $(grep -a grpc- <<<"$out")"
+    local out="$OUT/logs/check-$1-${2##*/}.txt"
+    timeout 10 nghttp -v "${GRPC_H[@]}" -d "$3" "http://127.0.0.1:$1$2" >"$out" 2>&1 ||
+        die "nghttp to $1$2 failed: $(grep -av '^\[' "$out" | tail -3)"
+    grep -aq 'grpc-status: 0' "$out" || die "grpc-status of $2 on port $1 is not 0: $(grep -a grpc- "$out")"
 }
 
 HTTP_H=(-H 'content-type: application/octet-stream' -H 'rpc-caller: wrk' -H 'rpc-service: bench'
@@ -208,31 +208,54 @@ wrk_run() {
     log "  $tag: $rps req/s, mean ${mean} us, p99 ${p99} us"
 }
 
-grpc_contender() {
-    local server=$1 round=$2 port
-    port=$(port_of "$server")
-    start_server "$server" bench-server "$server-r$round"
-    check_grpc "$port" "$EMPTY_PATH" "$OUT/empty.bin"
-    check_grpc "$port" "$UNARY_PATH" "$OUT/unary.bin"
-    timeout "$LOAD_TIMEOUT" h2load -n "$N_WARM" -c 4 -m 16 -t 1 "${GRPC_H[@]}" -d "$OUT/unary.bin" \
-        "http://127.0.0.1:$port$UNARY_PATH" >/dev/null 2>&1 || die "warm-up of $server failed"
-    h2load_run "grpc-EmptyCall-c1m1" "$server" "$round" "$port" "$EMPTY_PATH" "$OUT/empty.bin" "$N_LAT" 1 1
-    h2load_run "grpc-EmptyCall-c4m16" "$server" "$round" "$port" "$EMPTY_PATH" "$OUT/empty.bin" "$N_THR" 4 16
-    h2load_run "grpc-UnaryCall100B-c1m1" "$server" "$round" "$port" "$UNARY_PATH" "$OUT/unary.bin" "$N_LAT" 1 1
-    h2load_run "grpc-UnaryCall100B-c4m16" "$server" "$round" "$port" "$UNARY_PATH" "$OUT/unary.bin" "$N_THR" 4 16
-    stop_server
+# Each round starts every contender afresh, then runs each scenario against each contender in
+# turn (OmniRelay first in odd rounds, the peer first in even ones), so the two numbers of a row
+# are taken seconds apart.
+declare -A PID_OF
+
+grpc_round() {
+    local round=$1 server port scenario
+    shift
+    for server in "$@"; do
+        port=$(port_of "$server")
+        start_server "$server" bench-server "$server-r$round"
+        PID_OF[$server]=$SERVER_PID
+        check_grpc "$port" "$EMPTY_PATH" "$OUT/empty.bin"
+        check_grpc "$port" "$UNARY_PATH" "$OUT/unary.bin"
+        timeout "$LOAD_TIMEOUT" h2load -n "$N_WARM" -c 4 -m 16 -t 1 "${GRPC_H[@]}" -d "$OUT/unary.bin" \
+            "http://127.0.0.1:$port$UNARY_PATH" >/dev/null 2>&1 || die "warm-up of $server failed"
+    done
+    for scenario in EmptyCall:c1m1 EmptyCall:c4m16 UnaryCall100B:c1m1 UnaryCall100B:c4m16; do
+        local call=${scenario%%:*} load=${scenario#*:} path body n c m
+        if [[ $call == EmptyCall ]]; then path=$EMPTY_PATH body="$OUT/empty.bin"
+        else path=$UNARY_PATH body="$OUT/unary.bin"; fi
+        if [[ $load == c1m1 ]]; then n=$N_LAT c=1 m=1; else n=$N_THR c=4 m=16; fi
+        for server in "$@"; do
+            SERVER_PID=${PID_OF[$server]}
+            h2load_run "grpc-$call-$load" "$server" "$round" "$(port_of "$server")" "$path" "$body" "$n" "$c" "$m"
+        done
+    done
+    for server in "$@"; do SERVER_PID=${PID_OF[$server]}; stop_server; done
 }
 
-http_contender() {
-    local server=$1 round=$2 port
-    port=$(port_of "$server")
-    start_server "$server" bench-server "$server-r$round"
-    check_http "$port"
-    timeout "$LOAD_TIMEOUT" wrk -t1 -c4 -d1s -s "$ROOT/benches/wrk/echo.lua" "http://127.0.0.1:$port/" \
-        >/dev/null 2>&1 || die "warm-up of $server failed"
-    wrk_run "http-echo100B-c1" "$server" "$round" "$port" 1
-    wrk_run "http-echo100B-c$WRK_CONNS_THR" "$server" "$round" "$port" "$WRK_CONNS_THR"
-    stop_server
+http_round() {
+    local round=$1 server port conns
+    shift
+    for server in "$@"; do
+        port=$(port_of "$server")
+        start_server "$server" bench-server "$server-r$round"
+        PID_OF[$server]=$SERVER_PID
+        check_http "$port"
+        timeout "$LOAD_TIMEOUT" wrk -t1 -c4 -d1s -s "$ROOT/benches/wrk/echo.lua" "http://127.0.0.1:$port/" \
+            >/dev/null 2>&1 || die "warm-up of $server failed"
+    done
+    for conns in 1 "$WRK_CONNS_THR"; do
+        for server in "$@"; do
+            SERVER_PID=${PID_OF[$server]}
+            wrk_run "http-echo100B-c$conns" "$server" "$round" "$(port_of "$server")" "$conns"
+        done
+    done
+    for server in "$@"; do SERVER_PID=${PID_OF[$server]}; stop_server; done
 }
 
 # ---- allocations per call ----------------------------------------------------------------------
@@ -295,8 +318,8 @@ for round in $(seq "$ROUNDS"); do
     log "round $round of $ROUNDS"
     if (( round % 2 == 1 )); then grpc_order=(omnirelay-grpc tonic); http_order=(omnirelay-http axum)
     else grpc_order=(tonic omnirelay-grpc); http_order=(axum omnirelay-http); fi
-    for s in "${grpc_order[@]}"; do grpc_contender "$s" "$round"; done
-    for s in "${http_order[@]}"; do http_contender "$s" "$round"; done
+    grpc_round "$round" "${grpc_order[@]}"
+    http_round "$round" "${http_order[@]}"
 done
 
 log "allocations per call ($N_ALLOC calls each, -c1 -m1, counting allocator)"

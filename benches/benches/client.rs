@@ -33,7 +33,11 @@ impl InMemory {
 }
 
 fn wrong_shape<T: Send + 'static>() -> BoxFuture<omnirelay::Result<T>> {
-    Box::pin(async { Err(Error::unimplemented("the in-memory bench transport is unary only")) })
+    Box::pin(async {
+        Err(Error::unimplemented(
+            "the in-memory bench transport is unary only",
+        ))
+    })
 }
 
 impl Outbound for InMemory {
@@ -100,7 +104,9 @@ fn calls(c: &mut Criterion) {
     });
     let client = TestServiceClient::new(ClientConfig::new("bench-client", "bench", outbound));
     let request = unary_request();
-    let reply = rt.block_on(client.unary_call(request.clone())).expect("in-memory call");
+    let reply = rt
+        .block_on(client.unary_call(request.clone()))
+        .expect("in-memory call");
     assert_eq!(reply.body.payload.map(|p| p.body.len()), Some(100));
 
     let mut group = c.benchmark_group("client");
@@ -133,7 +139,11 @@ fn calls(c: &mut Criterion) {
     // Baseline 2: the service method itself.
     group.bench_function("service_only_unary_call_100B", |b| {
         b.iter(|| {
-            let meta = RequestMeta::new("bench-client", "bench", "grpc.testing.TestService::UnaryCall");
+            let meta = RequestMeta::new(
+                "bench-client",
+                "bench",
+                "grpc.testing.TestService::UnaryCall",
+            );
             rt.block_on(OmniTestService.unary_call(Request::new(meta, black_box(request.clone()))))
         })
     });

@@ -22,7 +22,9 @@ fn codecs(c: &mut Criterion) {
     let message = request();
     let mut group = c.benchmark_group("codec");
 
-    let proto = ProtoCodec.encode(Encoding::Proto, &message).expect("encodes");
+    let proto = ProtoCodec
+        .encode(Encoding::Proto, &message)
+        .expect("encodes");
     group.bench_function("proto_encode", |b| {
         b.iter(|| ProtoCodec.encode(Encoding::Proto, black_box(&message)))
     });

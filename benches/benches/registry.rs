@@ -48,7 +48,9 @@ fn lookups(c: &mut Criterion) {
     ];
     for (label, name) in cases {
         assert_eq!(registry.lookup(name).is_some(), label != "miss", "{label}");
-        group.bench_function(label, |b| b.iter(|| registry.lookup(black_box(name)).is_some()));
+        group.bench_function(label, |b| {
+            b.iter(|| registry.lookup(black_box(name)).is_some())
+        });
     }
     let path = "/bench.v1.Service7/Method3";
     assert!(registry.lookup_grpc_path(path).is_some());
