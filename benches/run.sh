@@ -42,7 +42,7 @@ else
     ROUNDS=${ROUNDS:-4}
     N_LAT=${N_LAT:-20000}
     N_THR=${N_THR:-100000}
-    WRK_SECS=${WRK_SECS:-4}
+    WRK_SECS=${WRK_SECS:-3}
     N_ALLOC=${N_ALLOC:-20000}
     N_WARM=${N_WARM:-5000}
 fi
@@ -163,18 +163,23 @@ check_http() {
     grep -q 'status codes: 1 2xx' <<<"$out" || die "echo on port $1 did not answer 2xx: $out"
 }
 
-# h2load_run SCENARIO SERVER ROUND PORT PATH BODY N C M
+# h2load_run SCENARIO SERVER ROUND PORT PATH BODY N C M [h1]: gRPC (or, with h1, the HTTP/1.1
+# echo) through h2load; every request must succeed (HTTP/1.1: answer 2xx).
 h2load_run() {
-    local scenario=$1 server=$2 round=$3 port=$4 path=$5 body=$6 n=$7 c=$8 m=$9
-    local tag="$scenario-$server-r$round" before after txt lat rps ok
+    local scenario=$1 server=$2 round=$3 port=$4 path=$5 body=$6 n=$7 c=$8 m=$9 mode=${10:-grpc}
+    local tag="$scenario-$server-r$round" before after txt lat rps ok headers
+    if [[ $mode == h1 ]]; then headers=(--h1 "${HTTP_H[@]}"); else headers=("${GRPC_H[@]}"); fi
     txt="$OUT/logs/$tag.txt"
     before=$(cpu_ticks "$SERVER_PID")
-    timeout "$LOAD_TIMEOUT" h2load -n "$n" -c "$c" -m "$m" -t 1 "${GRPC_H[@]}" -d "$body" \
+    timeout "$LOAD_TIMEOUT" h2load -n "$n" -c "$c" -m "$m" -t 1 "${headers[@]}" -d "$body" \
         --log-file="$OUT/logs/$tag.log" "http://127.0.0.1:$port$path" >"$txt" 2>&1 ||
         die "h2load failed: $(tail -5 "$txt")"
     after=$(cpu_ticks "$SERVER_PID")
     ok=$(awk '/^requests:/ {print $8}' "$txt")
     [[ $ok == "$n" ]] || die "$tag: only $ok of $n requests succeeded: $(grep -E '^requests|^status' "$txt")"
+    if [[ $mode == h1 ]]; then
+        grep -q "status codes: $n 2xx" "$txt" || die "$tag: not every echo answered 2xx: $(grep '^status' "$txt")"
+    fi
     rps=$(awk '/^finished in/ {gsub(",", "", $4); print $4}' "$txt")
     read -r _ mean _ p99 < <("$BIN/bench-stats" latency "$OUT/logs/$tag.log")
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$scenario" "$server" "$round" "$rps" "$mean" "$p99" \
@@ -249,10 +254,16 @@ http_round() {
         timeout "$LOAD_TIMEOUT" wrk -t1 -c4 -d1s -s "$ROOT/benches/wrk/echo.lua" "http://127.0.0.1:$port/" \
             >/dev/null 2>&1 || die "warm-up of $server failed"
     done
-    for conns in 1 "$WRK_CONNS_THR"; do
+    for load in wrk:1 h2load:1 wrk:"$WRK_CONNS_THR"; do
+        local tool=${load%%:*} conns=${load#*:}
         for server in "$@"; do
             SERVER_PID=${PID_OF[$server]}
-            wrk_run "http-echo100B-c$conns" "$server" "$round" "$(port_of "$server")" "$conns"
+            if [[ $tool == wrk ]]; then
+                wrk_run "http-echo100B-wrk-c$conns" "$server" "$round" "$(port_of "$server")" "$conns"
+            else
+                h2load_run "http-echo100B-h2load-h1-c$conns" "$server" "$round" "$(port_of "$server")" / \
+                    "$OUT/echo.bin" "$N_LAT" "$conns" 1 h1
+            fi
         done
     done
     for server in "$@"; do SERVER_PID=${PID_OF[$server]}; stop_server; done
@@ -313,7 +324,8 @@ alloc_server() {
 }
 
 # ---- the run ------------------------------------------------------------------------------------
-log "results in $OUT; $ROUNDS round(s); h2load -n $N_LAT (c1 m1) / -n $N_THR (c4 m16); wrk -d${WRK_SECS}s"
+LOAD_AT_START=$(cut -d" " -f1-3 /proc/loadavg)
+log "load average $LOAD_AT_START; results in $OUT; $ROUNDS round(s); h2load -n $N_LAT (c1 m1) / -n $N_THR (c4 m16); wrk -d${WRK_SECS}s"
 for round in $(seq "$ROUNDS"); do
     log "round $round of $ROUNDS"
     if (( round % 2 == 1 )); then grpc_order=(omnirelay-grpc tonic); http_order=(omnirelay-http axum)
@@ -333,7 +345,7 @@ alloc_server axum echo100B
     echo
     echo "Machine: $(nproc) CPUs ($(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)), $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), kernel $(uname -r)."
     echo "Tools: $(h2load --version 2>&1 | head -1), $(wrk -v 2>&1 | head -1 | awk '{print $1, $2}'), $(rustc --version 2>/dev/null || echo rustc ?)."
-    echo "Settings: $ROUNDS round(s), contenders alternated; h2load -t1 -n $N_LAT at -c1 -m1 and -n $N_THR at -c4 -m16; wrk -t1 -d${WRK_SECS}s at -c1 and -c$WRK_CONNS_THR; medians over rounds."
+    echo "Settings: $ROUNDS round(s), contenders alternated per scenario; h2load -t1 -n $N_LAT at -c1 -m1 and -n $N_THR at -c4 -m16 (gRPC), h2load --h1 -t1 -n $N_LAT -c1 and wrk -t1 -d${WRK_SECS}s at -c1 and -c$WRK_CONNS_THR (HTTP/1.1); medians over rounds. h2load latencies are per request from --log-file; wrk latencies are wrk's --latency. Machine load average (1/5/15 min) at the start: $LOAD_AT_START, at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
     echo
     "$BIN/bench-stats" table "$RESULTS"
     echo

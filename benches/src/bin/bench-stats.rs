@@ -11,6 +11,9 @@
 //!   rounds, and a ratio row OmniRelay / peer per scenario.
 //! - `bench-stats allocs RESULTS`: the Markdown table of allocation runs, one line per run with
 //!   `server call calls allocs reallocs bytes` (deltas over `calls` calls).
+//! - `bench-stats dhat FILE CALLS [TOP]`: the allocation sites of a `valgrind --tool=dhat` output
+//!   taken over CALLS calls, heaviest first: blocks and bytes per call, each site named by its
+//!   first frames outside the allocator and the standard library.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -34,6 +37,8 @@ fn main() -> ExitCode {
         ["latency", file] => latency(Path::new(file)),
         ["table", file] => table(Path::new(file)),
         ["allocs", file] => allocs(Path::new(file)),
+        ["dhat", file, calls] => dhat(Path::new(file), calls, "30"),
+        ["dhat", file, calls, top] => dhat(Path::new(file), calls, top),
         _ => Err(
             "usage: bench-stats bodies DIR | latency H2LOAD_LOG | table RESULTS | allocs RESULTS"
                 .into(),
@@ -284,6 +289,75 @@ fn allocs(path: &Path) -> Result<(), String> {
             num(f[3]) / calls,
             num(f[5]) / calls,
             num(f[4]) / calls
+        );
+    }
+    Ok(())
+}
+
+/// Frames that only say "an allocation happened": the allocator, `alloc`, `core` and `std`
+/// plumbing, and valgrind's replacement functions.
+fn is_plumbing(frame: &str) -> bool {
+    const SKIP: [&str; 12] = [
+        "malloc", "calloc", "realloc", "__rust", "__rdl", "alloc::", "<alloc::", "core::",
+        "<core::", "std::", "<std::", "[root]",
+    ];
+    // A frame reads "0xADDR: function (file:line)".
+    let function = frame.split_once(": ").map_or(frame, |(_, f)| f);
+    SKIP.iter().any(|s| function.starts_with(s))
+}
+
+fn dhat(path: &Path, calls: &str, top: &str) -> Result<(), String> {
+    let calls: f64 = calls
+        .parse()
+        .map_err(|_| format!("bad call count {calls:?}"))?;
+    let top: usize = top.parse().map_err(|_| format!("bad count {top:?}"))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&read(path)?).map_err(|e| format!("{}: {e}", path.display()))?;
+    let frames: Vec<&str> = json["ftbl"]
+        .as_array()
+        .ok_or("no ftbl")?
+        .iter()
+        .map(|f| f.as_str().unwrap_or("?"))
+        .collect();
+    let mut sites: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+    let (mut blocks, mut bytes) = (0.0, 0.0);
+    for pp in json["pps"].as_array().ok_or("no pps")? {
+        let tbk = pp["tbk"].as_f64().unwrap_or(0.0);
+        let tb = pp["tb"].as_f64().unwrap_or(0.0);
+        blocks += tbk;
+        bytes += tb;
+        let stack: Vec<&str> = pp["fs"]
+            .as_array()
+            .map(|fs| {
+                fs.iter()
+                    .filter_map(|i| frames.get(i.as_u64()? as usize).copied())
+                    .collect()
+            })
+            .unwrap_or_default();
+        // The site: the first three frames past the allocator, innermost first.
+        let site: Vec<String> = stack
+            .iter()
+            .skip_while(|f| is_plumbing(f))
+            .take(3)
+            .map(|f| f.split_once(": ").map_or(*f, |(_, g)| g).to_owned())
+            .collect();
+        let entry = sites.entry(site.join("\n    < ")).or_default();
+        entry.0 += tbk;
+        entry.1 += tb;
+    }
+    let mut sorted: Vec<(String, (f64, f64))> = sites.into_iter().collect();
+    sorted.sort_by(|a, b| b.1.0.total_cmp(&a.1.0));
+    println!(
+        "total over the run: {:.2} blocks and {:.0} bytes per call ({} calls)",
+        blocks / calls,
+        bytes / calls,
+        calls
+    );
+    for (site, (tbk, tb)) in sorted.into_iter().take(top) {
+        println!(
+            "{:7.2} blocks/call {:8.0} B/call  {site}",
+            tbk / calls,
+            tb / calls
         );
     }
     Ok(())
