@@ -51,7 +51,7 @@ case "$CALL" in
 esac
 
 case "$TOOL" in
-    callgrind) VG=(valgrind --tool=callgrind --collect-atstart=no "--callgrind-out-file=$OUT/$TAG.out") ;;
+    callgrind) VG=(valgrind --tool=callgrind --instr-atstart=no "--callgrind-out-file=$OUT/$TAG.out") ;;
     dhat) VG=(valgrind --tool=dhat "--dhat-out-file=$OUT/$TAG.json") ;;
     *) echo "unknown tool $TOOL" >&2; exit 2 ;;
 esac
@@ -67,9 +67,9 @@ done
 grep -q '^listening' "$OUT/$TAG.stdout" || { echo "server did not start" >&2; exit 1; }
 
 timeout 300 h2load -n "$WARM" -c 1 -m 1 -t 1 "${LOAD[@]}" >/dev/null
-[[ $TOOL == callgrind ]] && callgrind_control -i on "$PID" >/dev/null
+[[ $TOOL == callgrind ]] && callgrind_control -i on "$PID" >/dev/null 2>&1
 timeout 600 h2load -n "$N" -c 1 -m 1 -t 1 "${LOAD[@]}" >"$OUT/$TAG.h2load.txt"
-[[ $TOOL == callgrind ]] && callgrind_control -i off "$PID" >/dev/null
+[[ $TOOL == callgrind ]] && callgrind_control -i off "$PID" >/dev/null 2>&1
 grep -q "$N succeeded" "$OUT/$TAG.h2load.txt" || { echo "not every call succeeded" >&2; exit 1; }
 kill -TERM "$PID"
 wait "$PID" || true

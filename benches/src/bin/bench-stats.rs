@@ -294,16 +294,58 @@ fn allocs(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Frames that only say "an allocation happened": the allocator, `alloc`, `core` and `std`
-/// plumbing, and valgrind's replacement functions.
+/// Frames that only say "an allocation happened": the allocator, `alloc`/`core`/`std`
+/// plumbing (`Vec` growth, `Box::new`, `Arc::new`, `to_owned`, ...), and valgrind's replacement
+/// functions. Frames read `0xADDR: function (file:line)`; with line tables only, standard
+/// library frames sometimes carry a bare file name, so both the function and the file are
+/// looked at.
 fn is_plumbing(frame: &str) -> bool {
-    const SKIP: [&str; 12] = [
-        "malloc", "calloc", "realloc", "__rust", "__rdl", "alloc::", "<alloc::", "core::",
-        "<core::", "std::", "<std::", "[root]",
+    let rest = frame.split_once(": ").map_or(frame, |(_, f)| f);
+    let (function, file) = match rest.rsplit_once(" (") {
+        Some((f, loc)) => (f, loc.trim_end_matches(')')),
+        None => (rest, ""),
+    };
+    if file.starts_with("in ") || file.starts_with("library/") || file.contains("/library/") {
+        return true;
+    }
+    let base = file.rsplit('/').next().unwrap_or(file);
+    let base = base.split(':').next().unwrap_or(base);
+    const STD_FILES: [&str; 14] = [
+        "alloc.rs",
+        "boxed.rs",
+        "raw_vec.rs",
+        "slice.rs",
+        "str.rs",
+        "string.rs",
+        "spec_extend.rs",
+        "spec_from_elem.rs",
+        "spec_from_iter.rs",
+        "spec_from_iter_nested.rs",
+        "arc.rs",
+        "unix.rs",
+        "function.rs",
+        "borrow.rs",
     ];
-    // A frame reads "0xADDR: function (file:line)".
-    let function = frame.split_once(": ").map_or(frame, |(_, f)| f);
-    SKIP.iter().any(|s| function.starts_with(s))
+    const STD_WORDS: [&str; 12] = [
+        "alloc::",
+        "RawVec",
+        "reserve",
+        "finish_grow",
+        "grow_amortized",
+        "with_capacity",
+        "extend_from_slice",
+        "append_elements",
+        "to_vec",
+        "UnknownInlinedFun",
+        "do_reserve_and_handle",
+        "malloc",
+    ];
+    STD_FILES.contains(&base)
+        || (base == "mod.rs" && STD_WORDS.iter().any(|w| function.contains(w)))
+        || function.starts_with("alloc") && base == "mod.rs"
+        || STD_WORDS[9..].iter().any(|w| function.contains(w))
+        || function.starts_with("__rust")
+        || function.starts_with("__rdl")
 }
 
 fn dhat(path: &Path, calls: &str, top: &str) -> Result<(), String> {
@@ -334,11 +376,11 @@ fn dhat(path: &Path, calls: &str, top: &str) -> Result<(), String> {
                     .collect()
             })
             .unwrap_or_default();
-        // The site: the first three frames past the allocator, innermost first.
+        // The site: the first four frames past the allocator, innermost first.
         let site: Vec<String> = stack
             .iter()
             .skip_while(|f| is_plumbing(f))
-            .take(3)
+            .take(4)
             .map(|f| f.split_once(": ").map_or(*f, |(_, g)| g).to_owned())
             .collect();
         let entry = sites.entry(site.join("\n    < ")).or_default();
