@@ -404,3 +404,54 @@ fn dhat(path: &Path, calls: &str, top: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_use_the_nearest_rank() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(quantile(&v, 0.99), 99.0);
+        assert_eq!(quantile(&v, 0.50), 50.0);
+        assert_eq!(quantile(&[7.0], 0.99), 7.0);
+    }
+
+    #[test]
+    fn medians_skip_missing_values() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, f64::NAN, 2.0, 3.0]), 2.5);
+        assert!(median(vec![]).is_nan());
+    }
+
+    #[test]
+    fn formats_rates_and_times() {
+        assert_eq!(fmt_rps(1234567.4), "1,234,567");
+        assert_eq!(fmt_rps(999.0), "999");
+        assert_eq!(fmt_us(1520.0), "1.52 ms");
+        assert_eq!(fmt_us(78.0), "78 us");
+        assert_eq!(ratio(2.0, 4.0), "0.50x");
+    }
+
+    #[test]
+    fn grpc_frames_carry_the_length() {
+        assert_eq!(grpc_frame(&Empty {}), vec![0, 0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn allocator_frames_are_plumbing() {
+        assert!(is_plumbing(
+            "0x1: malloc (in /usr/libexec/valgrind/vgpreload_dhat-amd64-linux.so)"
+        ));
+        assert!(is_plumbing("0x1: alloc (alloc.rs:95)"));
+        assert!(is_plumbing(
+            "0x1: UnknownInlinedFun (library/alloc/src/raw_vec/mod.rs:464)"
+        ));
+        assert!(!is_plumbing(
+            "0x1: omnirelay::procedure::procedure_from_grpc_path (mod.rs:168)"
+        ));
+        assert!(!is_plumbing(
+            "0x1: bytes::bytes::Bytes::copy_from_slice (bytes.rs:348)"
+        ));
+    }
+}
