@@ -2,6 +2,7 @@
 //! [`Outbound`](crate::Outbound) traits.
 
 pub(crate) mod drain;
+pub mod error_text;
 pub mod grpc;
 pub(crate) mod handler_call;
 pub mod http;

@@ -274,7 +274,8 @@ pub(crate) fn to_metadata(headers: &Headers) -> Result<MetadataMap> {
 /// An OmniRelay error as a gRPC status.
 pub(crate) fn to_status(error: Error) -> tonic::Status {
     let code = tonic::Code::from_i32(error.code().as_i32());
-    tonic::Status::with_details(code, error.message(), error.details().clone())
+    let message = crate::transport::error_text::header_message(error.message());
+    tonic::Status::with_details(code, message, error.details().clone())
 }
 
 /// A gRPC status as an OmniRelay error.

@@ -358,7 +358,8 @@ pub(crate) fn write_error_headers(error: &Error, out: &mut HeaderMap) {
         RPC_ERROR_CODE,
         HeaderValue::from_static(error.code().as_str()),
     );
-    out.insert(RPC_ERROR_MESSAGE, message_header(error.message()));
+    let message = crate::transport::error_text::header_message(error.message());
+    out.insert(RPC_ERROR_MESSAGE, message_header(&message));
     if !error.details().is_empty() {
         let encoded = base64::engine::general_purpose::STANDARD.encode(error.details());
         if let Ok(value) = HeaderValue::try_from(encoded) {
