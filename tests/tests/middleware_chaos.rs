@@ -1,6 +1,8 @@
 //! The chaos middleware over real sockets: off by default, switched through the authenticated
 //! control endpoint `/omnirelay/control/chaos` (real HTTP requests) and through the
 //! controller, injecting errors over gRPC and YARPC-HTTP and latency that passes a call's TTL.
+//! Stalled requests to the endpoint (raw TCP): a never-ending body is answered `408`, bad
+//! credentials are refused before the body is read, and `GET`/`DELETE` bodies are not read.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,7 +20,7 @@ use omnirelay::{
     CallOptions, Client, Code, Dispatcher, Encoding, Outbound, ProcedureSpec, Request, Response,
     Streaming, Transport,
 };
-use omnirelay_tests::{RawResponse, loopback, raw_h1};
+use omnirelay_tests::{RawResponse, loopback, parse_http1, raw_h1};
 
 const TOKEN: &str = "s3cret-token";
 const CHAOTIC: &str = "chaos::Echo";
@@ -397,5 +399,97 @@ async fn outbound_chaos_fails_calls_before_they_leave() {
         (Code::Unavailable, "outbound chaos")
     );
     assert_eq!(server.handled.load(Ordering::SeqCst), 1);
+    server.dispatcher.stop().await.unwrap();
+}
+
+/// Writes `head` (a request's head and perhaps part of its body) to a fresh TCP connection,
+/// then stalls: sends nothing more but keeps the connection open, and reads the response the
+/// server sends meanwhile. Waits at most 30 s (the inbound's body timeout is 5 s).
+async fn stalled(addr: std::net::SocketAddr, head: &str) -> (RawResponse, tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(head.as_bytes()).await.expect("write");
+    let mut out = Vec::new();
+    let read = async {
+        loop {
+            if let Some(response) = parse_http1(&out) {
+                let length: usize = response.header("content-length").parse().unwrap_or(0);
+                if response.body.len() >= length {
+                    return response;
+                }
+            }
+            let mut buf = [0u8; 4096];
+            let n = stream.read(&mut buf).await.expect("read");
+            assert!(n > 0, "closed before a whole response: {out:?}");
+            out.extend_from_slice(&buf[..n]);
+        }
+    };
+    let response = tokio::time::timeout(Duration::from_secs(30), read)
+        .await
+        .expect("the server answers a stalled request within 30 s");
+    (response, stream)
+}
+
+/// A control request whose chunked body never ends is answered `408` once the inbound's body
+/// timeout passes, instead of holding the connection; the server keeps serving and stops
+/// promptly.
+#[tokio::test]
+async fn a_never_ending_admin_body_is_answered_408() {
+    let chaos = Chaos::new().with_control_token(TOKEN);
+    let server = server(ChaosMiddleware::new(chaos.clone())).await;
+    let head = format!(
+        "POST {PATH} HTTP/1.1\r\nhost: x\r\nauthorization: {}\r\ncontent-type: application/json\r\n\
+         transfer-encoding: chunked\r\n\r\n5\r\n{{\"ena\r\n",
+        bearer()
+    );
+    let (answer, _held) = stalled(server.http, &head).await;
+    assert_eq!(answer.status, 408, "{answer:?}");
+    assert_eq!(answer.header("connection"), "close");
+    assert!(!chaos.is_enabled());
+
+    // Still serving: the control endpoint and calls.
+    assert_eq!(state(&server).await["enabled"], false);
+    let [(_d, grpc), _] = clients(&server);
+    assert_eq!(call(&grpc, CALM).await.unwrap(), HI);
+    tokio::time::timeout(Duration::from_secs(30), server.dispatcher.stop())
+        .await
+        .expect("stop finishes")
+        .unwrap();
+}
+
+/// A wrong or missing token is refused before the body is read: a client that sends the head
+/// and stalls gets its `401` at once, not the body timeout's `408`.
+#[tokio::test]
+async fn bad_credentials_are_refused_before_the_body_is_read() {
+    let chaos = Chaos::new().with_control_token(TOKEN);
+    let server = server(ChaosMiddleware::new(chaos.clone())).await;
+    for authorization in ["authorization: Bearer wrong\r\n", ""] {
+        let head = format!(
+            "PUT {PATH} HTTP/1.1\r\nhost: x\r\n{authorization}content-length: 1000\r\n\r\n{{"
+        );
+        let (answer, _held) = stalled(server.http, &head).await;
+        assert_eq!(answer.status, 401, "{authorization:?}: {answer:?}");
+    }
+    assert!(!chaos.is_enabled());
+    server.dispatcher.stop().await.unwrap();
+}
+
+/// A `GET` (or `DELETE`) body is never read: announced and never sent, it does not delay the
+/// answer.
+#[tokio::test]
+async fn bodies_of_get_and_delete_are_not_read() {
+    let chaos = Chaos::new().with_control_token(TOKEN);
+    chaos.enable();
+    let server = server(ChaosMiddleware::new(chaos.clone())).await;
+    for method in ["GET", "DELETE"] {
+        let head = format!(
+            "{method} {PATH} HTTP/1.1\r\nhost: x\r\nauthorization: {}\r\ncontent-length: 1000\r\n\r\n",
+            bearer()
+        );
+        let (answer, _held) = stalled(server.http, &head).await;
+        assert_eq!(answer.status, 200, "{method}: {answer:?}");
+        let state: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
+        assert_eq!(state["enabled"], method == "GET", "{method}");
+    }
     server.dispatcher.stop().await.unwrap();
 }

@@ -336,3 +336,47 @@ async fn outbounds_to_one_peer_share_its_breaker() {
     assert_eq!(server.calls(), 1);
     dispatcher.stop().await.unwrap();
 }
+
+/// Registered as inbound middleware the breaker does nothing: the server's failures, however
+/// many, never make it fail a call fast (for this caller or any other), and it keeps no state.
+#[tokio::test]
+async fn registered_inbound_it_never_fails_calls() {
+    for wire in WIRES {
+        let server = Server::default();
+        let breaker = CircuitBreakerMiddleware::new().failure_threshold(1);
+        let builder = Dispatcher::builder("test-service")
+            .register(server.procedures())
+            .middleware(breaker.clone());
+        let dispatcher = match wire {
+            Transport::Grpc => builder.inbound(GrpcInbound::new(loopback())),
+            _ => builder.inbound(HttpInbound::new(loopback())),
+        }
+        .build()
+        .unwrap();
+        dispatcher.start().await.unwrap();
+        let addr = dispatcher.addr(wire).unwrap().to_string();
+        // Two callers with no breaker of their own.
+        let plain = CircuitBreakerMiddleware::new().failure_threshold(u32::MAX);
+        let (one, other) = (client(wire, &addr, &plain), client(wire, &addr, &plain));
+
+        server.fail(true);
+        for _ in 0..5 {
+            let err = call(&one).await.unwrap_err();
+            assert_eq!(err.code(), Code::Unavailable, "{wire:?}");
+            assert_eq!(err.message(), "the server is failing", "{wire:?}");
+        }
+        server.fail(false);
+        for client in [&one, &other] {
+            assert_eq!(call(client).await.unwrap().as_ref(), b"x", "{wire:?}");
+        }
+        // Every call reached the handler, and the inbound breaker never made state.
+        assert_eq!(server.calls(), 7, "{wire:?}");
+        assert!(
+            breaker.peers().is_empty(),
+            "{wire:?}: {:?}",
+            breaker.peers()
+        );
+        assert!(plain.state(&addr).is_some_and(|s| s.phase == Phase::Closed));
+        dispatcher.stop().await.unwrap();
+    }
+}

@@ -2,14 +2,16 @@
 //! and YARPC-HTTP, scraped at `/omnirelay/metrics` over HTTP and parsed as Prometheus text; a
 //! client measuring its outbound calls; every shape; the endpoint's methods and formats.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
 use omnirelay::codec::RawCodec;
-use omnirelay::middleware::metrics::{Metrics, OPENMETRICS_TEXT, PROMETHEUS_TEXT};
+use omnirelay::middleware::metrics::{
+    DEFAULT_MAX_SERIES, Metrics, OPENMETRICS_TEXT, OVERFLOW_LABEL, PROMETHEUS_TEXT,
+};
 use omnirelay::procedure::typed;
 use omnirelay::transport::grpc::{GrpcInbound, GrpcOutbound};
 use omnirelay::transport::http::{HttpInbound, HttpOutbound};
@@ -91,6 +93,7 @@ fn parse_labels(s: &str) -> Result<(BTreeMap<String, String>, &str), String> {
 fn parse_prometheus(text: &str) -> Result<Vec<Sample>, String> {
     let mut types: BTreeMap<String, String> = BTreeMap::new();
     let mut samples: Vec<Sample> = Vec::new();
+    let mut seen: BTreeSet<(String, BTreeMap<String, String>)> = BTreeSet::new();
     for line in text.lines() {
         if line.is_empty() {
             continue;
@@ -145,10 +148,7 @@ fn parse_prometheus(text: &str) -> Result<Vec<Sample>, String> {
             labels,
             value,
         };
-        if samples
-            .iter()
-            .any(|s| s.name == sample.name && s.labels == sample.labels)
-        {
+        if !seen.insert((sample.name.clone(), sample.labels.clone())) {
             return Err(format!("series twice: {line:?}"));
         }
         samples.push(sample);
@@ -732,6 +732,98 @@ async fn outbound_metrics_count_the_clients_calls() {
     assert_eq!(value(&scraped, "omnirelay_calls_total", &echo), 6.0);
     assert_eq!(total(&scraped, "omnirelay_calls_total", &[]), 7.0);
     app.stop().await.unwrap();
+    server.server.stop().await.unwrap();
+}
+
+/// Many callers, each ending calls with three codes: the series stay within the default cap
+/// (plus the pipeline's overflow series), the scrape within the documented 12 MB and valid
+/// text, and the counts stay exact: for a label set made before the cap, and in total.
+#[tokio::test]
+async fn many_callers_with_varied_codes_stay_within_the_series_cap() {
+    /// Series in one overflow label set, at most: `calls` and two per code.
+    const OVERFLOW_SERIES: usize = 1 + 2 * 17;
+    const CALLERS: usize = 600;
+    let metrics = Metrics::new();
+    let server = start_server(&metrics).await;
+    let http = outbound(&server, Transport::Http);
+    echo_calls(&client("first", http.clone()), 2, 1, 1).await;
+    for i in 0..CALLERS {
+        echo_calls(&client(&format!("caller-{i:04}"), http.clone()), 1, 1, 1).await;
+    }
+
+    let response = get(server.http, "/omnirelay/metrics", None).await;
+    assert_eq!(response.status, http::StatusCode::OK);
+    assert!(
+        response.body.len() <= 12_000_000,
+        "{} bytes",
+        response.body.len()
+    );
+    let text = std::str::from_utf8(&response.body).expect("UTF-8 text");
+    let samples =
+        parse_prometheus(text).unwrap_or_else(|e| panic!("not Prometheus text ({e}):\n{text}"));
+    // One `_total` sample per counter series, one `_count` sample per histogram series.
+    let series = samples
+        .iter()
+        .filter(|s| s.name.ends_with("_total") || s.name.ends_with("_count"))
+        .count();
+    assert!(
+        series <= DEFAULT_MAX_SERIES + OVERFLOW_SERIES,
+        "{series} series"
+    );
+    // The cap was reached: later callers were folded.
+    let first_folded = (0..CALLERS).find(|i| {
+        let caller = format!("caller-{i:04}");
+        value(&samples, "omnirelay_calls_total", &[("caller", &caller)]) == 0.0
+    });
+    assert!(first_folded.is_some(), "no caller was folded");
+
+    // Exact counts: the first caller's label set, made well before the cap...
+    let first = [("caller", "first"), ("transport", "http")];
+    assert_eq!(value(&samples, "omnirelay_calls_total", &first), 4.0);
+    assert_eq!(value(&samples, "omnirelay_successes_total", &first), 2.0);
+    let code = |c| [first[0], first[1], ("code", c)];
+    assert_eq!(
+        value(
+            &samples,
+            "omnirelay_caller_failures_total",
+            &code("invalid-argument")
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &samples,
+            "omnirelay_server_failures_total",
+            &code("internal")
+        ),
+        1.0
+    );
+    // ... and every call, counted once in `calls` and once in an outcome.
+    let calls = (4 + 3 * CALLERS) as f64;
+    let echo = [("procedure", "m::Echo")];
+    assert_eq!(total(&samples, "omnirelay_calls_total", &echo), calls);
+    assert_eq!(
+        total(&samples, "omnirelay_successes_total", &echo),
+        (2 + CALLERS) as f64
+    );
+    assert_eq!(
+        total(&samples, "omnirelay_caller_failures_total", &echo),
+        (1 + CALLERS) as f64
+    );
+    assert_eq!(
+        total(&samples, "omnirelay_server_failures_total", &echo),
+        (1 + CALLERS) as f64
+    );
+    assert_eq!(
+        total(&samples, "omnirelay_call_duration_seconds_count", &echo),
+        calls
+    );
+    let other = [
+        ("caller", OVERFLOW_LABEL),
+        ("transport", OVERFLOW_LABEL),
+        ("encoding", OVERFLOW_LABEL),
+    ];
+    assert!(value(&samples, "omnirelay_calls_total", &other) > 0.0);
     server.server.stop().await.unwrap();
 }
 

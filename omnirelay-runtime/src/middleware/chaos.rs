@@ -28,7 +28,7 @@
 //! ([`Chaos::with_control_token`]); without one the endpoint is not registered at all (a request
 //! to the path is an ordinary YARPC-HTTP request). Every request must carry
 //! `Authorization: Bearer <token>`; a missing or wrong token is answered `401` and changes
-//! nothing. Tokens are compared in constant time.
+//! nothing, before any request body is read. Tokens are compared in constant time.
 //!
 //! | method | effect | answer |
 //! |---|---|---|
@@ -583,16 +583,24 @@ impl ControlEndpoint {
 }
 
 impl AdminEndpoint for ControlEndpoint {
-    fn handle(&self, request: AdminRequest) -> AdminResponse {
-        let authorized = match (self.chaos.shared.token(), bearer(&request.headers)) {
+    /// Refuses a missing or wrong token with `401` before the request's body is read.
+    fn authorize(&self, headers: &http::HeaderMap) -> Option<AdminResponse> {
+        let authorized = match (self.chaos.shared.token(), bearer(headers)) {
             (Some(token), Some(given)) => constant_time_eq(&token, given),
             _ => false,
         };
-        if !authorized {
-            return AdminResponse::text(
+        (!authorized).then(|| {
+            AdminResponse::text(
                 StatusCode::UNAUTHORIZED,
                 "the chaos control endpoint needs `Authorization: Bearer <token>` with the configured token\n",
-            );
+            )
+        })
+    }
+
+    fn handle(&self, request: AdminRequest) -> AdminResponse {
+        // Checked again, so that `handle` alone is never a way around the token.
+        if let Some(refused) = self.authorize(&request.headers) {
+            return refused;
         }
         match request.method {
             Method::GET | Method::HEAD => self.state(),

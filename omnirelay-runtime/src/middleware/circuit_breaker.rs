@@ -36,6 +36,14 @@
 //! A call whose future is dropped before it finishes (the caller gave up) counts as a failure if
 //! the request's deadline had passed by then (the peer was too slow), and otherwise not at all.
 //!
+//! # Outbound only
+//!
+//! A breaker guards a peer this dispatcher calls, so it applies to outbound calls only.
+//! Registered as *inbound* middleware it does nothing: the procedure's pipeline is left
+//! unchanged (calls are never failed fast) and a warning is logged when the dispatcher is built.
+//! (An inbound breaker would be keyed by the procedure's service, so one caller's failing calls,
+//! say with TTLs too short to be met, would open it for every caller of the service.)
+//!
 //! # Shapes
 //!
 //! All five. For the streaming shapes the outcome of *opening* the stream counts; errors later in
@@ -96,7 +104,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::service::RpcService;
-use super::stack::{Middleware, Target};
+use super::stack::{Direction, Middleware, Target};
 use crate::error::{Error, Fault, Result};
 use crate::meta::Request;
 
@@ -171,9 +179,9 @@ impl Config {
 /// | [`half_open_success_threshold`](Self::half_open_success_threshold) | 1 |
 /// | [`is_failure`](Self::is_failure) | the error's fault is the server's |
 ///
-/// Converts into a [`Middleware`] named `circuit-breaker` that covers every shape. Meant for
-/// outbounds; registered inbound it keys its state by the procedure's service, which is rarely
-/// useful.
+/// Converts into a [`Middleware`] named `circuit-breaker` that covers every shape. Applies to
+/// outbounds only: registered inbound it leaves the procedure's pipeline unchanged and logs a
+/// warning when the dispatcher is built (see [Outbound only](self#outbound-only)).
 #[derive(Clone)]
 pub struct CircuitBreakerMiddleware {
     config: Config,
@@ -293,6 +301,15 @@ impl CircuitBreakerMiddleware {
         T: Send + 'static,
         Resp: Send + 'static,
     {
+        if target.direction == Direction::Inbound {
+            tracing::warn!(
+                service = target.service,
+                procedure = target.procedure.unwrap_or_default(),
+                rpc_type = target.kind.as_str(),
+                "the circuit breaker middleware applies to outbound calls only; ignored on this procedure"
+            );
+            return inner;
+        }
         let guarded = Arc::new(Guarded {
             breaker: self.breaker(target),
             is_failure: self.is_failure.clone(),
@@ -697,7 +714,7 @@ mod tests {
         let cb = CircuitBreakerMiddleware::new();
         let peers = ["127.0.0.1:1".to_string()];
         let target = |service| Target {
-            direction: super::super::Direction::Outbound,
+            direction: Direction::Outbound,
             kind: crate::Kind::Unary,
             service,
             procedure: None,
@@ -716,5 +733,33 @@ mod tests {
         let m: Middleware = cb.into();
         assert_eq!(m.name(), "circuit-breaker");
         assert!(m.covers(crate::Kind::Duplex));
+    }
+
+    #[tokio::test]
+    async fn inbound_registration_leaves_the_pipeline_alone() {
+        let cb = CircuitBreakerMiddleware::new().failure_threshold(1);
+        let m: Middleware = cb.clone().into();
+        let failing = crate::middleware::UnaryService::new(tower::service_fn(
+            |_: Request<bytes::Bytes>| async {
+                Err::<crate::Response<bytes::Bytes>, _>(Error::internal("boom"))
+            },
+        ));
+        let target = Target {
+            direction: Direction::Inbound,
+            kind: crate::Kind::Unary,
+            service: "svc",
+            procedure: Some("p::P"),
+            peers: &[],
+        };
+        let wrapped = m.wrap_unary(&target, failing);
+        for _ in 0..5 {
+            let request = Request::new(
+                crate::RequestMeta::new("c", "svc", "p::P"),
+                bytes::Bytes::new(),
+            );
+            let err = wrapped.invoke(request).await.unwrap_err();
+            assert_eq!(err.message(), "boom");
+        }
+        assert!(cb.peers().is_empty());
     }
 }

@@ -76,9 +76,35 @@
 //! outermost middleware, boxed otherwise (see [`super`]'s cost section). A stream costs one
 //! more allocation (its watching wrapper).
 //!
-//! Callers name themselves, so the distinct label sets are capped
-//! ([`MetricsBuilder::max_label_sets`], default [`DEFAULT_MAX_LABEL_SETS`]): past the cap, a
-//! new label set is recorded with caller (and, outbound, procedure) [`OVERFLOW_LABEL`].
+//! # Cardinality
+//!
+//! Callers name themselves and choose (within limits) how their calls end, so the series a
+//! client can make are capped ([`MetricsBuilder::max_series`], default
+//! [`DEFAULT_MAX_SERIES`]). A *series* is one label set of one instrument: a label set's
+//! `calls` counter is one series, and each code a label set's calls end with adds two (its
+//! outcome counter and its duration histogram). Every series is counted against the cap when
+//! it is created, across all pipelines:
+//!
+//! * a new label set past the cap, or one whose caller (or outbound procedure) is longer than
+//!   [`MAX_LABEL_VALUE_LEN`] bytes, is recorded in its pipeline's *overflow label set*: caller,
+//!   transport and encoding (and, outbound, procedure) [`OVERFLOW_LABEL`];
+//! * the first call of a label set to end with a new code past the cap records its outcome in
+//!   the overflow label set, with its code. That call counts in its own label set's `calls` and
+//!   in the overflow set's outcome, so past the cap `calls - outcomes` is the number in flight
+//!   summed over a pipeline's label sets, not per label set.
+//!
+//! The overflow series are not counted: a pipeline's overflow label set has at most one
+//! `calls` counter and two series per code (35 in all), and the pipelines are the ones the app
+//! composes (one per inbound procedure, one per outbound and shape), whatever clients send.
+//!
+//! So a scrape holds at most `max_series` series plus the overflow series. A histogram series
+//! renders as its buckets plus three lines (19 with the default buckets) and a counter as one,
+//! so a series averages at most 10 lines. With the defaults, service and procedure names of up
+//! to 64 bytes, and callers of up to [`MAX_LABEL_VALUE_LEN`] bytes, a line is at most about
+//! 600 bytes (escaping doubles a caller made of quotes), so the default cap's series render
+//! in at most about **12 MB** (2,048 series × 10 lines × 600 bytes; 11.4 MB measured with
+//! 128-byte callers of quotes ending calls with every code); with 16-byte callers, about
+//! 7 MB. Lower the cap to shrink the bound in proportion.
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
@@ -127,10 +153,17 @@ pub const DEFAULT_LATENCY_BUCKETS: [f64; 16] = [
     60.0,
 ];
 
-/// The default cap on distinct label sets (see [`MetricsBuilder::max_label_sets`]).
-pub const DEFAULT_MAX_LABEL_SETS: usize = 2048;
+/// The default cap on series (see [`MetricsBuilder::max_series`] and the module's
+/// [cardinality section](self#cardinality)): 2,048 series, a scrape of at most about 12 MB.
+pub const DEFAULT_MAX_SERIES: usize = 2048;
 
-/// The caller (and outbound procedure) label of calls recorded past the label-set cap.
+/// The longest caller (and outbound procedure) recorded as a label, in bytes; a call with a
+/// longer one is recorded in the overflow label set (see the module's
+/// [cardinality section](self#cardinality)).
+pub const MAX_LABEL_VALUE_LEN: usize = 128;
+
+/// The caller, transport and encoding (and outbound procedure) labels of the overflow label
+/// set, where calls are recorded past the series cap.
 pub const OVERFLOW_LABEL: &str = "__other__";
 
 // ---------------------------------------------------------------------------------------------
@@ -249,8 +282,9 @@ impl Families {
 struct Shared {
     families: Families,
     registry: Registry,
-    label_sets: AtomicUsize,
-    max_label_sets: usize,
+    /// The series created so far (not counting the overflow label sets').
+    series: AtomicUsize,
+    max_series: usize,
 }
 
 /// An exposition format.
@@ -312,6 +346,16 @@ impl Format {
 }
 
 impl Shared {
+    /// Takes `n` series from the cap; `false` (taking none) when fewer are left.
+    fn reserve(&self, n: usize) -> bool {
+        self.series
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+                used.checked_add(n)
+                    .filter(|total| *total <= self.max_series)
+            })
+            .is_ok()
+    }
+
     fn render(&self, format: Format) -> std::result::Result<String, fmt::Error> {
         let mut out = String::new();
         match format {
@@ -344,11 +388,8 @@ pub struct Metrics {
 impl fmt::Debug for Metrics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Metrics")
-            .field(
-                "label_sets",
-                &self.shared.label_sets.load(Ordering::Relaxed),
-            )
-            .field("max_label_sets", &self.shared.max_label_sets)
+            .field("series", &self.shared.series.load(Ordering::Relaxed))
+            .field("max_series", &self.shared.max_series)
             .finish()
     }
 }
@@ -360,12 +401,12 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Metrics with the default buckets ([`DEFAULT_LATENCY_BUCKETS`]) and label-set cap
-    /// ([`DEFAULT_MAX_LABEL_SETS`]).
+    /// Metrics with the default buckets ([`DEFAULT_LATENCY_BUCKETS`]) and series cap
+    /// ([`DEFAULT_MAX_SERIES`]).
     pub fn new() -> Self {
         Metrics::with(
             Arc::from(DEFAULT_LATENCY_BUCKETS.as_slice()),
-            DEFAULT_MAX_LABEL_SETS,
+            DEFAULT_MAX_SERIES,
         )
     }
 
@@ -374,15 +415,15 @@ impl Metrics {
         MetricsBuilder::default()
     }
 
-    fn with(buckets: Arc<[f64]>, max_label_sets: usize) -> Self {
+    fn with(buckets: Arc<[f64]>, max_series: usize) -> Self {
         let families = Families::new(buckets);
         let mut registry = Registry::default();
         families.register(&mut registry);
         let shared = Arc::new(Shared {
             families,
             registry,
-            label_sets: AtomicUsize::new(0),
-            max_label_sets,
+            series: AtomicUsize::new(0),
+            max_series,
         });
         let endpoint = Arc::new(MetricsEndpoint {
             shared: shared.clone(),
@@ -425,14 +466,14 @@ impl Metrics {
 #[derive(Clone, Debug)]
 pub struct MetricsBuilder {
     buckets: Vec<f64>,
-    max_label_sets: usize,
+    max_series: usize,
 }
 
 impl Default for MetricsBuilder {
     fn default() -> Self {
         MetricsBuilder {
             buckets: DEFAULT_LATENCY_BUCKETS.to_vec(),
-            max_label_sets: DEFAULT_MAX_LABEL_SETS,
+            max_series: DEFAULT_MAX_SERIES,
         }
     }
 }
@@ -445,13 +486,15 @@ impl MetricsBuilder {
         self
     }
 
-    /// The most distinct label sets (procedure, caller, transport and encoding seen by one
-    /// pipeline) recorded individually, across all pipelines; later ones are recorded with
-    /// caller (and outbound procedure) [`OVERFLOW_LABEL`]. Callers name themselves, so this
-    /// bounds the memory and scrape size a client can cause. Default:
-    /// [`DEFAULT_MAX_LABEL_SETS`].
-    pub fn max_label_sets(mut self, max: usize) -> Self {
-        self.max_label_sets = max;
+    /// The most series created for calls, across all pipelines: each label set's `calls`
+    /// counter counts one, and each code its calls end with two (the outcome counter and the
+    /// duration histogram). Past the cap, new label sets and new outcomes are recorded in the
+    /// pipeline's overflow label set (see the module's [cardinality section](self#cardinality)).
+    /// Callers name themselves, so this bounds the memory and scrape size clients can cause:
+    /// with the default buckets, at most about 6 KB of scrape per series allowed. Default:
+    /// [`DEFAULT_MAX_SERIES`] (about 12 MB at most).
+    pub fn max_series(mut self, max: usize) -> Self {
+        self.max_series = max;
         self
     }
 
@@ -459,7 +502,7 @@ impl MetricsBuilder {
     /// not strictly increasing.
     pub fn build(self) -> Result<Metrics> {
         check_buckets(&self.buckets)?;
-        Ok(Metrics::with(Arc::from(self.buckets), self.max_label_sets))
+        Ok(Metrics::with(Arc::from(self.buckets), self.max_series))
     }
 }
 
@@ -661,17 +704,36 @@ struct PipelineMetrics {
     /// Inbound: the procedure's registered name. Outbound: `None`, taken from each request.
     procedure: Option<Arc<str>>,
     entries: RwLock<HashMap<OwnedKey, Arc<Entry>>>,
+    /// Where calls past the series cap are recorded.
+    overflow: Arc<Overflow>,
 }
 
 impl PipelineMetrics {
     fn new(shared: &Arc<Shared>, target: &Target<'_>) -> Arc<Self> {
+        let service: Arc<str> = Arc::from(target.service);
+        let procedure: Option<Arc<str>> = target.procedure.map(Arc::from);
+        let other: Arc<str> = Arc::from(OVERFLOW_LABEL);
+        let overflow = Arc::new(Overflow {
+            labels: CallLabels {
+                direction: target.direction.as_str(),
+                service: service.clone(),
+                procedure: procedure.clone().unwrap_or_else(|| other.clone()),
+                rpc_type: target.kind.as_str(),
+                caller: other,
+                transport: OVERFLOW_LABEL,
+                encoding: OVERFLOW_LABEL,
+            },
+            shared: shared.clone(),
+            entry: OnceLock::new(),
+        });
         Arc::new(PipelineMetrics {
             shared: shared.clone(),
             direction: target.direction.as_str(),
-            service: Arc::from(target.service),
+            service,
             rpc_type: target.kind.as_str(),
-            procedure: target.procedure.map(Arc::from),
+            procedure,
             entries: RwLock::new(HashMap::new()),
+            overflow,
         })
     }
 
@@ -707,28 +769,24 @@ impl PipelineMetrics {
         }
     }
 
-    /// The first call of a label set: creates its instruments (or those of the overflow set,
-    /// past the cap).
+    /// The first call of a label set: creates its instruments, or, past the series cap or
+    /// with an over-long caller or procedure, returns the overflow label set's (not cached
+    /// under `key`, so that folded keys take no memory).
     #[cold]
-    fn insert(&self, mut key: KeyParts<'_>) -> Arc<Entry> {
+    fn insert(&self, key: KeyParts<'_>) -> Arc<Entry> {
+        let (procedure, caller, transport, encoding) = key;
+        if caller.len() > MAX_LABEL_VALUE_LEN || procedure.len() > MAX_LABEL_VALUE_LEN {
+            return self.overflow.entry();
+        }
         let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
         if let Some(entry) = entries.get(&key as &dyn CacheKey) {
             return entry.clone();
         }
         let shared = &self.shared;
-        if shared.label_sets.fetch_add(1, Ordering::Relaxed) >= shared.max_label_sets {
-            shared.label_sets.fetch_sub(1, Ordering::Relaxed);
-            let procedure = if self.procedure.is_some() {
-                ""
-            } else {
-                OVERFLOW_LABEL
-            };
-            key = (procedure, OVERFLOW_LABEL, key.2, key.3);
-            if let Some(entry) = entries.get(&key as &dyn CacheKey) {
-                return entry.clone();
-            }
+        if !shared.reserve(1) {
+            drop(entries);
+            return self.overflow.entry();
         }
-        let (procedure, caller, transport, encoding) = key;
         let labels = CallLabels {
             direction: self.direction,
             service: self.service.clone(),
@@ -745,6 +803,7 @@ impl PipelineMetrics {
             calls: shared.families.calls.get_or_create_owned(&labels),
             labels,
             shared: shared.clone(),
+            overflow: Some(self.overflow.clone()),
             outcomes: std::array::from_fn(|_| OnceLock::new()),
         });
         let owned = OwnedKey {
@@ -758,15 +817,42 @@ impl PipelineMetrics {
     }
 }
 
+/// A pipeline's overflow label set, made on first use.
+struct Overflow {
+    labels: CallLabels,
+    shared: Arc<Shared>,
+    entry: OnceLock<Arc<Entry>>,
+}
+
+impl Overflow {
+    fn entry(&self) -> Arc<Entry> {
+        self.entry
+            .get_or_init(|| {
+                Arc::new(Entry {
+                    calls: self.shared.families.calls.get_or_create_owned(&self.labels),
+                    labels: self.labels.clone(),
+                    shared: self.shared.clone(),
+                    overflow: None,
+                    outcomes: std::array::from_fn(|_| OnceLock::new()),
+                })
+            })
+            .clone()
+    }
+}
+
 /// The instruments of one label set.
 struct Entry {
     labels: CallLabels,
     shared: Arc<Shared>,
+    /// The pipeline's overflow label set, where outcomes past the series cap go; `None` for
+    /// the overflow label set itself (whose series are not counted against the cap).
+    overflow: Option<Arc<Overflow>>,
     calls: Counter,
     /// By code number: the counter and histogram a call ending with that code updates.
     outcomes: [OnceLock<Outcome>; Code::ALL.len()],
 }
 
+#[derive(Clone)]
 struct Outcome {
     count: Counter,
     duration: Histogram,
@@ -775,6 +861,11 @@ struct Outcome {
 impl Entry {
     fn outcome(&self, code: Code) -> &Outcome {
         self.outcomes[code.as_i32() as usize].get_or_init(|| {
+            if let Some(overflow) = &self.overflow
+                && !self.shared.reserve(2)
+            {
+                return overflow.entry().outcome(code).clone();
+            }
             let families = &self.shared.families;
             let labels = CodeLabels {
                 call: self.labels.clone(),
@@ -1126,8 +1217,9 @@ mod tests {
     }
 
     #[test]
-    fn label_sets_past_the_cap_are_folded() {
-        let metrics = Metrics::builder().max_label_sets(2).build().unwrap();
+    fn series_past_the_cap_are_folded() {
+        // Room for a's and b's `calls`, a's `ok` outcome (2) and a's `not-found` outcome (2).
+        let metrics = Metrics::builder().max_series(6).build().unwrap();
         let inbound = PipelineMetrics::new(
             &metrics.shared,
             &target(Direction::Inbound, Kind::Unary, Some("p::P")),
@@ -1136,25 +1228,108 @@ mod tests {
             &metrics.shared,
             &target(Direction::Outbound, Kind::Unary, None),
         );
-        for caller in ["a", "b", "c", "d", "a"] {
+        inbound.start(&meta("a", "ignored")).finish(Code::Ok);
+        inbound.start(&meta("a", "ignored")).finish(Code::NotFound);
+        inbound.start(&meta("b", "ignored")); // dropped: cancelled, past the cap
+        inbound.start(&meta("a", "ignored")).finish(Code::Internal); // past the cap
+        for caller in ["c", "d"] {
             inbound.start(&meta(caller, "ignored")).finish(Code::Ok);
         }
-        outbound.start(&meta("me", "x::X")).finish(Code::Ok);
+        inbound.start(&meta("a", "ignored")).finish(Code::Ok);
+        let long = "x".repeat(MAX_LABEL_VALUE_LEN + 1);
+        outbound.start(&meta(&long, "x::X")).finish(Code::Ok);
+        assert_eq!(metrics.shared.series.load(Ordering::Relaxed), 6);
+
         let text = metrics.render();
-        let calls = |caller: &str, n: u32| {
+        let set = |caller: &str, wire: &str| {
+            let (transport, encoding) = if wire == "other" {
+                (OVERFLOW_LABEL, OVERFLOW_LABEL)
+            } else {
+                ("http", "json")
+            };
             format!(
-                r#"omnirelay_calls_total{{direction="inbound",service="svc",procedure="p::P",rpc_type="unary",caller="{caller}",transport="http",encoding="json"}} {n}"#
+                r#"direction="inbound",service="svc",procedure="p::P",rpc_type="unary",caller="{caller}",transport="{transport}",encoding="{encoding}""#
             )
         };
-        for line in [calls("a", 2), calls("b", 1), calls(OVERFLOW_LABEL, 2)] {
+        let (a, b, other) = (
+            set("a", "http"),
+            set("b", "http"),
+            set(OVERFLOW_LABEL, "other"),
+        );
+        let out = r#"direction="outbound",service="svc",procedure="__other__",rpc_type="unary",caller="__other__",transport="__other__",encoding="__other__""#;
+        let expected = [
+            format!("omnirelay_calls_total{{{a}}} 4"),
+            format!("omnirelay_successes_total{{{a}}} 2"),
+            format!("omnirelay_caller_failures_total{{{a},code=\"not-found\"}} 1"),
+            format!("omnirelay_calls_total{{{b}}} 1"),
+            format!("omnirelay_calls_total{{{other}}} 2"),
+            format!("omnirelay_successes_total{{{other}}} 2"),
+            format!("omnirelay_caller_failures_total{{{other},code=\"cancelled\"}} 1"),
+            format!("omnirelay_server_failures_total{{{other},code=\"internal\"}} 1"),
+            format!("omnirelay_call_duration_seconds_count{{{other},code=\"internal\"}} 1"),
+            format!("omnirelay_calls_total{{{out}}} 1"),
+            format!("omnirelay_successes_total{{{out}}} 1"),
+        ];
+        for line in &expected {
             assert!(
                 text.lines().any(|l| l == line),
                 "missing {line:?} in\n{text}"
             );
         }
-        let folded = r#"omnirelay_calls_total{direction="outbound",service="svc",procedure="__other__",rpc_type="unary",caller="__other__",transport="http",encoding="json"} 1"#;
-        assert!(text.lines().any(|l| l == folded), "{text}");
-        assert_eq!(metrics.shared.label_sets.load(Ordering::Relaxed), 2);
+        // Nothing else: no series for c, d or the long caller, none for b's outcome.
+        let samples = text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.contains("_bucket{") && !l.contains("_sum{"))
+            .count();
+        // The 11 lines above, a's two `_count` lines and other's `ok` and `cancelled` ones, and
+        // out's `ok` one.
+        assert_eq!(samples, 11 + 2 + 2 + 1, "{text}");
+        for absent in ["caller=\"c\"", "caller=\"d\"", "xxxxxxxx"] {
+            assert!(!text.contains(absent), "{absent} in\n{text}");
+        }
+    }
+
+    /// The worst a client can do to the default metrics: distinct, longest, all-quote callers
+    /// ending their calls with every code.
+    #[test]
+    fn the_default_cap_bounds_the_worst_scrape() {
+        let service = "s".repeat(64);
+        let procedure = "p".repeat(64);
+        let target = Target {
+            direction: Direction::Inbound,
+            kind: Kind::ClientStream,
+            service: &service,
+            procedure: Some(&procedure),
+            peers: &[],
+        };
+        // (caller length, filler, documented bound in bytes)
+        for (len, fill, bound) in [(MAX_LABEL_VALUE_LEN, '"', 12_000_000), (16, 'c', 7_000_000)] {
+            let metrics = Metrics::new();
+            let pipeline = PipelineMetrics::new(&metrics.shared, &target);
+            for i in 0..DEFAULT_MAX_SERIES {
+                let mut caller = format!("{i}");
+                while caller.len() < len {
+                    caller.push(fill);
+                }
+                for code in Code::ALL {
+                    pipeline.start(&meta(&caller, "")).finish(code);
+                }
+            }
+            let used = metrics.shared.series.load(Ordering::Relaxed);
+            assert_eq!(used, DEFAULT_MAX_SERIES);
+            let text = metrics.render();
+            let lines = text.lines().filter(|l| !l.starts_with('#')).count();
+            let longest = text.lines().map(str::len).max().unwrap();
+            eprintln!(
+                "callers of {len} bytes: scrape of {} bytes, {lines} sample lines, longest line {longest} bytes",
+                text.len()
+            );
+            if len == MAX_LABEL_VALUE_LEN {
+                assert!(longest <= 600, "{longest}");
+            }
+            assert!(lines <= (DEFAULT_MAX_SERIES + 35) * 10, "{lines}");
+            assert!(text.len() <= bound, "{} > {bound}", text.len());
+        }
     }
 
     #[test]

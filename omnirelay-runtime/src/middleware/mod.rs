@@ -76,7 +76,9 @@ pub mod trace;
 
 pub mod metrics;
 
-pub use endpoint::{AdminEndpoint, AdminRequest, AdminResponse};
+pub use endpoint::{
+    ADMIN_BODY_TIMEOUT, AdminEndpoint, AdminRequest, AdminResponse, MAX_ADMIN_BODY,
+};
 pub(crate) use pipeline::LayeredOutbound;
 pub use pipeline::Pipeline;
 pub use service::{

@@ -47,6 +47,7 @@
 //! ```
 
 use std::fmt;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
@@ -97,6 +98,9 @@ impl fmt::Debug for RateLimitScope {
 /// The `rate-limit` middleware: admits calls at a [`Quota`], failing the rest at once with
 /// `resource-exhausted` (see the [module docs](self)). Covers all five shapes, inbound and
 /// outbound; a stream takes its permit when it is opened.
+///
+/// Quotas governor cannot represent are clamped by [`RateLimitMiddleware::new`] (see there), so
+/// building a dispatcher with any quota never panics.
 #[derive(Clone, Debug)]
 pub struct RateLimitMiddleware {
     quota: Quota,
@@ -105,9 +109,20 @@ pub struct RateLimitMiddleware {
 
 impl RateLimitMiddleware {
     /// Limits calls to `quota`, one limiter per procedure.
+    ///
+    /// governor keeps time in nanoseconds in a `u64` and panics on a quota it cannot represent,
+    /// so `quota` is clamped first (what [`quota`](Self::quota) then returns):
+    ///
+    /// * the replenish interval (the time one permit takes to come back) is at most
+    ///   [`MAX_QUOTA_SPAN`] (about 146 years; `Quota::with_period(Duration::MAX)` would panic);
+    /// * the burst is at most what replenishes in [`MAX_QUOTA_SPAN`], so `interval × burst`
+    ///   stays within it (`Quota::per_hour(1).allow_burst(u32::MAX)`, whose full burst would
+    ///   take 490,000 years to come back, gets a burst of about 1.28 million).
+    ///
+    /// Quotas within those bounds, every quota a real service would configure, are unchanged.
     pub fn new(quota: Quota) -> Self {
         RateLimitMiddleware {
-            quota,
+            quota: clamp_quota(quota),
             scope: RateLimitScope::PerProcedure,
         }
     }
@@ -144,6 +159,31 @@ impl RateLimitMiddleware {
     /// The quota.
     pub fn quota(&self) -> Quota {
         self.quota
+    }
+}
+
+/// The longest time a clamped [`Quota`] may take to replenish its whole burst (and so also its
+/// longest replenish interval): `u64::MAX / 4` nanoseconds, about 146 years. A quarter of what
+/// governor's nanosecond clock holds, so its sums of the current time, the interval and the
+/// burst's span cannot overflow either.
+pub const MAX_QUOTA_SPAN: Duration = Duration::from_nanos(u64::MAX / 4);
+
+/// `quota` clamped to what governor can represent (see [`RateLimitMiddleware::new`]).
+fn clamp_quota(quota: Quota) -> Quota {
+    let span = MAX_QUOTA_SPAN.as_nanos();
+    // governor treats a zero interval as one nanosecond.
+    let given = quota.replenish_interval().as_nanos();
+    let interval = given.clamp(1, span);
+    let max_burst = u32::try_from(span / interval).unwrap_or(u32::MAX).max(1);
+    let burst = quota.burst_size().get().min(max_burst);
+    if given <= span && burst == quota.burst_size().get() {
+        return quota;
+    }
+    let interval = Duration::from_nanos(u64::try_from(interval).unwrap_or(u64::MAX));
+    match (Quota::with_period(interval), NonZeroU32::new(burst)) {
+        (Some(clamped), Some(burst)) => clamped.allow_burst(burst),
+        // Unreachable: the interval and the burst are at least 1.
+        _ => quota,
     }
 }
 
@@ -309,8 +349,6 @@ impl From<RateLimitMiddleware> for Middleware {
 
 #[cfg(test)]
 mod tests {
-    use std::num::NonZeroU32;
-
     use bytes::Bytes;
 
     use super::*;
@@ -417,5 +455,52 @@ mod tests {
             e.message(),
             "rate limit exceeded for procedure 'p' (retry after 1 ms)"
         );
+    }
+
+    #[tokio::test]
+    async fn unrepresentable_quotas_are_clamped_and_never_panic() {
+        let huge_period = Quota::with_period(Duration::MAX).unwrap();
+        let huge_burst = Quota::per_hour(NonZeroU32::new(1).unwrap()).allow_burst(NonZeroU32::MAX);
+        let tiny_interval = Quota::per_second(NonZeroU32::MAX).allow_burst(NonZeroU32::MAX);
+        for quota in [huge_period, huge_burst, tiny_interval] {
+            let config = RateLimitMiddleware::new(quota);
+            let clamped = config.quota();
+            let span =
+                clamped.replenish_interval().as_nanos() * u128::from(clamped.burst_size().get());
+            assert!(
+                span <= MAX_QUOTA_SPAN.as_nanos(),
+                "{quota:?} -> {clamped:?}"
+            );
+            // Building the limiters (each scope) and checking them does not panic.
+            for procedure in [Some("a"), None] {
+                for m in [
+                    config.clone(),
+                    config.clone().shared(),
+                    config.clone().per_caller(),
+                ] {
+                    let m: Middleware = m.into();
+                    let service = m.wrap_unary(&target(procedure), echo());
+                    assert!(service.invoke(request("c", "a")).await.is_ok());
+                }
+            }
+        }
+        // A period of `Duration::MAX`: one permit, back in about 146 years.
+        let clamped = RateLimitMiddleware::new(huge_period).quota();
+        assert_eq!(clamped.replenish_interval(), MAX_QUOTA_SPAN);
+        assert_eq!(clamped.burst_size().get(), 1);
+        // One an hour with a burst of `u32::MAX`: the hour stays, the burst shrinks.
+        let clamped = RateLimitMiddleware::new(huge_burst).quota();
+        assert_eq!(clamped.replenish_interval(), Duration::from_secs(3600));
+        let max_burst = MAX_QUOTA_SPAN.as_nanos() / Duration::from_secs(3600).as_nanos();
+        assert_eq!(u128::from(clamped.burst_size().get()), max_burst);
+        // Ordinary quotas are unchanged.
+        assert_eq!(
+            RateLimitMiddleware::new(two_per_minute()).quota(),
+            two_per_minute()
+        );
+        let day = Quota::with_period(Duration::from_secs(86_400))
+            .unwrap()
+            .allow_burst(NonZeroU32::new(10).unwrap());
+        assert_eq!(RateLimitMiddleware::new(day).quota(), day);
     }
 }

@@ -46,7 +46,9 @@ use crate::dispatcher::{Inbound, InboundContext};
 use crate::error::{Code, Error, Result};
 use crate::introspect::HealthReport;
 use crate::meta::{Headers, Request, RequestMeta, Response, Transport};
-use crate::middleware::{AdminEndpoint, AdminRequest, AdminResponse, Pipeline};
+use crate::middleware::{
+    ADMIN_BODY_TIMEOUT, AdminEndpoint, AdminRequest, AdminResponse, MAX_ADMIN_BODY, Pipeline,
+};
 use crate::procedure::{BoxFuture, Kind, ProcedureSpec};
 use crate::stream::{ByteStream, Streaming, with_deadline};
 use crate::transport::drain::{InFlight, InFlightGuard};
@@ -393,24 +395,39 @@ fn json_response(status: StatusCode, value: &impl serde::Serialize) -> http::Res
     response(status, headers, Body::full(Bytes::from(body)))
 }
 
-/// The largest body an administrative endpoint reads.
-const MAX_ADMIN_BODY: usize = 64 * 1024;
-
 /// Serves a middleware's administrative endpoint (e.g. `/omnirelay/metrics`).
+///
+/// The endpoint's [`AdminEndpoint::authorize`] sees the headers first. Only a `POST`, `PUT` or
+/// `PATCH` body is then read, at most [`MAX_ADMIN_BODY`] bytes (else `413`) within
+/// [`ADMIN_BODY_TIMEOUT`] (else `408`, closing an HTTP/1 connection, whose unread body would
+/// otherwise be taken for the next request).
 async fn admin(
     endpoint: Arc<dyn AdminEndpoint>,
     request: http::Request<Incoming>,
 ) -> http::Response<Body> {
     let (parts, body) = request.into_parts();
-    let body = match http_body_util::Limited::new(body, MAX_ADMIN_BODY)
-        .collect()
-        .await
-    {
-        Ok(body) => body.to_bytes(),
-        Err(_) => {
-            let text = format!("the request body is over {MAX_ADMIN_BODY} bytes or broken");
-            return admin_response(AdminResponse::text(StatusCode::PAYLOAD_TOO_LARGE, text));
+    if let Some(refused) = endpoint.authorize(&parts.headers) {
+        return admin_response(refused);
+    }
+    let body = if matches!(parts.method, Method::POST | Method::PUT | Method::PATCH) {
+        let read = http_body_util::Limited::new(body, MAX_ADMIN_BODY).collect();
+        match tokio::time::timeout(ADMIN_BODY_TIMEOUT, read).await {
+            Ok(Ok(body)) => body.to_bytes(),
+            Ok(Err(_)) => {
+                let text = format!("the request body is over {MAX_ADMIN_BODY} bytes or broken");
+                return admin_response(AdminResponse::text(StatusCode::PAYLOAD_TOO_LARGE, text));
+            }
+            Err(_) => {
+                let text = format!(
+                    "the request body did not arrive within {} s\n",
+                    ADMIN_BODY_TIMEOUT.as_secs()
+                );
+                let answer = AdminResponse::text(StatusCode::REQUEST_TIMEOUT, text);
+                return close_after(admin_response(answer), parts.version);
+            }
         }
+    } else {
+        Bytes::new()
     };
     let answer = endpoint.handle(AdminRequest {
         method: parts.method,
