@@ -143,8 +143,30 @@ struct Shared {
     stopping: AtomicBool,
     /// `Rpc-Service`, built once.
     service: HeaderValue,
+    /// A unary success's headers (`Rpc-Status`, `Rpc-Service`, `Content-Type`) for each
+    /// encoding, built once: a clone copies them without hashing a name again.
+    success: [HeaderMap; 3],
     /// Fires when the drain timed out: open WebSocket calls end.
     kill: watch::Sender<bool>,
+}
+
+/// The headers every unary success carries, for each encoding (indexed by [`encoding_index`]).
+fn success_headers(service: &HeaderValue) -> [HeaderMap; 3] {
+    [Encoding::Proto, Encoding::Json, Encoding::Raw].map(|encoding| {
+        let mut headers = HeaderMap::with_capacity(3);
+        headers.insert(RPC_STATUS, wire::SUCCESS);
+        headers.insert(RPC_SERVICE, service.clone());
+        headers.insert(CONTENT_TYPE, wire::content_type(encoding));
+        headers
+    })
+}
+
+fn encoding_index(encoding: Encoding) -> usize {
+    match encoding {
+        Encoding::Proto => 0,
+        Encoding::Json => 1,
+        Encoding::Raw => 2,
+    }
 }
 
 impl Shared {
@@ -174,6 +196,7 @@ impl Inbound for HttpInbound {
                 config,
                 in_flight: InFlight::new(),
                 stopping: AtomicBool::new(false),
+                success: success_headers(&service),
                 service,
                 kill: watch::channel(false).0,
             });
@@ -237,9 +260,9 @@ async fn accept_loop(
         };
         let _ = stream.set_nodelay(true);
         let for_service = shared.clone();
+        // `handle`'s future goes to hyper as it is (no async block around it to move it into).
         let service = hyper::service::service_fn(move |request| {
-            let shared = for_service.clone();
-            async move { Ok::<_, Infallible>(handle(shared, request).await) }
+            handle(for_service.clone(), request).map(Ok::<_, Infallible>)
         });
         let connection = builder
             .serve_connection_with_upgrades(TokioIo::new(stream), service)
@@ -928,10 +951,11 @@ fn success(
 ) -> http::Response<Body> {
     let (meta, body) = answer.into_parts();
     let encoding = meta.encoding.unwrap_or(encoding);
-    let mut headers = HeaderMap::with_capacity(3 + meta.headers.len() + meta.trailers.len());
-    headers.insert(RPC_STATUS, wire::SUCCESS);
-    headers.insert(RPC_SERVICE, shared.service.clone());
-    headers.insert(CONTENT_TYPE, wire::content_type(encoding));
+    let mut headers = shared.success[encoding_index(encoding)].clone();
+    let extra = meta.headers.len() + meta.trailers.len();
+    if extra > 0 {
+        headers.reserve(extra);
+    }
     let written = wire::write_app_headers(&meta.headers, &mut headers)
         .and_then(|()| wire::write_app_headers(&meta.trailers, &mut headers));
     if let Err(err) = written {
