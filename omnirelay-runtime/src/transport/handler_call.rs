@@ -20,12 +20,12 @@ pub(crate) async fn run_handler<T>(
     call: impl Future<Output = Result<T>>,
     expired: impl FnOnce() -> Error,
 ) -> Result<T> {
-    let call = AssertUnwindSafe(call).catch_unwind();
+    // Pinned where it is, so the (possibly large) call future is moved once, not per step.
+    let mut call = std::pin::pin!(AssertUnwindSafe(call).catch_unwind());
     let outcome = match deadline {
         None => call.await,
         Some(deadline) if deadline <= Instant::now() => return Err(expired()),
         Some(deadline) => {
-            let mut call = std::pin::pin!(call);
             match std::future::poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx))).await {
                 Poll::Ready(outcome) => outcome,
                 Poll::Pending => tokio::time::timeout_at(deadline.into(), call)

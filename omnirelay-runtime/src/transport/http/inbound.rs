@@ -996,7 +996,8 @@ async fn plain(
                 }
                 h.invoke_inline(Request::new(meta, body)).await
             };
-            let outcome = run(deadline, timeout, call).await;
+            // `run_handler` directly: one async layer less to move the call future through.
+            let outcome = run_handler(deadline, call, || expired(timeout)).await;
             let mut response = match outcome {
                 Ok(response) => success(shared, response, encoding, both),
                 Err(error) if !body_read => {
