@@ -530,7 +530,7 @@ struct Scan<'a> {
     websocket: bool,
     /// Some `Accept` value lists `text/event-stream`.
     event_stream: bool,
-    /// The size of the header block, as [`wire::header_bytes`] counts it.
+    /// The size of the header block, as `wire::header_bytes` counts it.
     bytes: usize,
     /// The application headers, as [`wire::read_app_headers`] reads them.
     app: Headers,
