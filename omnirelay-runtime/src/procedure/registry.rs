@@ -175,29 +175,61 @@ impl fmt::Debug for Registry {
     }
 }
 
-/// Matches `text` against a pattern where `*` is any run of characters and `?` one character.
-/// Linear backtracking over the last `*`, so no pattern can make it exponential.
+/// Matches `text` against a pattern where `*` is any run of characters and `?` one character
+/// (one `char`, however many bytes it takes). Linear backtracking over the last `*`, so no
+/// pattern can make it exponential; it walks both strings in place and allocates nothing.
 fn glob_match(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
+    let (p, t) = (pattern.as_bytes(), text.as_bytes());
+    // Byte positions, always on `char` boundaries.
     let (mut pi, mut ti) = (0, 0);
+    // After the last `*`: where the pattern resumes, and where in the text that `*` ends.
     let mut star: Option<(usize, usize)> = None;
     while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || (p[pi] != '*' && p[pi] == t[ti])) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some((pi, ti));
-            pi += 1;
-        } else if let Some((sp, st)) = star {
-            pi = sp + 1;
-            ti = st + 1;
-            star = Some((sp, st + 1));
-        } else {
-            return false;
+        let step = char_len(t[ti]);
+        match p.get(pi) {
+            Some(b'*') => {
+                star = Some((pi + 1, ti));
+                pi += 1;
+                continue;
+            }
+            Some(b'?') => {
+                pi += 1;
+                ti += step;
+                continue;
+            }
+            Some(&c) => {
+                // Comparing the whole UTF-8 sequence compares the characters.
+                let len = char_len(c);
+                if p.get(pi..pi + len) == t.get(ti..ti + step) {
+                    pi += len;
+                    ti += step;
+                    continue;
+                }
+            }
+            None => {}
+        }
+        match star {
+            Some((resume, start)) => {
+                // Let the last `*` swallow one more character, and retry after it.
+                let start = start + char_len(t[start]);
+                star = Some((resume, start));
+                pi = resume;
+                ti = start;
+            }
+            None => return false,
         }
     }
-    p[pi..].iter().all(|c| *c == '*')
+    p[pi..].iter().all(|c| *c == b'*')
+}
+
+/// The length of the UTF-8 sequence a leading byte starts.
+fn char_len(first: u8) -> usize {
+    match first {
+        0..0x80 => 1,
+        0xC0..0xE0 => 2,
+        0xE0..0xF0 => 3,
+        _ => 4,
+    }
 }
 
 #[cfg(test)]
@@ -297,5 +329,89 @@ mod tests {
         assert!(glob_match("a?c", "abc"));
         assert!(!glob_match("a?c", "ac"));
         assert!(glob_match("ü*", "über"));
+    }
+
+    /// The earlier matcher (two `Vec<char>`), kept as the reference the new one must agree with.
+    fn reference_glob(pattern: &str, text: &str) -> bool {
+        let p: Vec<char> = pattern.chars().collect();
+        let t: Vec<char> = text.chars().collect();
+        let (mut pi, mut ti) = (0, 0);
+        let mut star: Option<(usize, usize)> = None;
+        while ti < t.len() {
+            if pi < p.len() && (p[pi] == '?' || (p[pi] != '*' && p[pi] == t[ti])) {
+                pi += 1;
+                ti += 1;
+            } else if pi < p.len() && p[pi] == '*' {
+                star = Some((pi, ti));
+                pi += 1;
+            } else if let Some((sp, st)) = star {
+                pi = sp + 1;
+                ti = st + 1;
+                star = Some((sp, st + 1));
+            } else {
+                return false;
+            }
+        }
+        p[pi..].iter().all(|c| *c == '*')
+    }
+
+    #[test]
+    fn glob_counts_characters_not_bytes() {
+        assert!(glob_match("?ber", "über"));
+        assert!(glob_match("a?c", "a€c"));
+        assert!(glob_match("a?c", "a😀c"));
+        assert!(!glob_match("a??c", "a€c"));
+        assert!(!glob_match("a?c", "a€€c"));
+        assert!(glob_match("*€", "x€"));
+        assert!(glob_match("*😀*", "ab😀cd"));
+        assert!(!glob_match("é", "e"));
+        assert!(!glob_match("e", "é"));
+        assert!(glob_match("svc::*::get", "svc::ünïcode::get"));
+        assert!(!glob_match("", "a"));
+        assert!(glob_match("", ""));
+        assert!(glob_match("**", ""));
+        assert!(!glob_match("?", ""));
+        assert!(glob_match("*?", "ü"));
+        assert!(!glob_match("*?", ""));
+        assert!(glob_match("a*a*a*a*b", "aaaaaaaaaaaaaaaaaaaab"));
+        assert!(!glob_match("a*a*a*a*b", "aaaaaaaaaaaaaaaaaaaaa"));
+    }
+
+    #[test]
+    fn glob_agrees_with_the_reference_matcher() {
+        let alphabet = ["a", "b", "ü", "€", "😀", "*", "?"];
+        let texts = [
+            "",
+            "a",
+            "ab",
+            "ba",
+            "aü",
+            "ü€",
+            "a€b😀",
+            "😀😀",
+            "abab",
+            "üaüb",
+            "€a€",
+        ];
+        // Every pattern of up to three symbols over the alphabet.
+        let mut patterns = vec![String::new()];
+        for _ in 0..3 {
+            let longer: Vec<String> = patterns
+                .iter()
+                .flat_map(|p| alphabet.iter().map(move |c| format!("{p}{c}")))
+                .collect();
+            patterns.extend(longer);
+        }
+        patterns.sort();
+        patterns.dedup();
+        for pattern in &patterns {
+            for text in texts {
+                assert_eq!(
+                    glob_match(pattern, text),
+                    reference_glob(pattern, text),
+                    "{pattern:?} against {text:?}"
+                );
+            }
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! Running a handler under a call's deadline, shared by every inbound.
 
 use std::panic::AssertUnwindSafe;
+use std::task::Poll;
 use std::time::Instant;
 
 use futures::FutureExt;
@@ -10,18 +11,28 @@ use crate::error::{Error, Result};
 /// Runs `call` under `deadline`: a call already past its deadline is refused without running
 /// the handler; one that passes it is dropped (cancelling the handler); either way the result is
 /// `expired()`. A panicking handler becomes `internal`.
+///
+/// Most calls finish on their first poll, so the timer is armed only when that poll returns
+/// `Pending` (then the call is polled once more, under the timer): a call that finishes at once
+/// creates and cancels no timer at all.
 pub(crate) async fn run_handler<T>(
     deadline: Option<Instant>,
     call: impl Future<Output = Result<T>>,
     expired: impl FnOnce() -> Error,
 ) -> Result<T> {
-    let call = AssertUnwindSafe(call).catch_unwind();
+    // Pinned where it is, so the (possibly large) call future is moved once, not per step.
+    let mut call = std::pin::pin!(AssertUnwindSafe(call).catch_unwind());
     let outcome = match deadline {
         None => call.await,
         Some(deadline) if deadline <= Instant::now() => return Err(expired()),
-        Some(deadline) => tokio::time::timeout_at(deadline.into(), call)
-            .await
-            .map_err(|_| expired())?,
+        Some(deadline) => {
+            match std::future::poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx))).await {
+                Poll::Ready(outcome) => outcome,
+                Poll::Pending => tokio::time::timeout_at(deadline.into(), call)
+                    .await
+                    .map_err(|_| expired())?,
+            }
+        }
     };
     outcome.unwrap_or_else(|_| Err(Error::internal("the handler panicked")))
 }
@@ -52,6 +63,45 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.code(), Code::DeadlineExceeded);
         assert!(!ran.load(Ordering::SeqCst));
+    }
+
+    #[tokio::test]
+    async fn finishes_at_once_or_after_waiting_within_the_deadline() {
+        let deadline = Some(Instant::now() + Duration::from_secs(3600));
+        let now = run_handler(deadline, async { Ok(1) }, || Error::unknown("late"))
+            .await
+            .unwrap();
+        assert_eq!(now, 1);
+        let (tx, rx) = tokio::sync::oneshot::channel::<u32>();
+        let waiting = run_handler(deadline, async move { Ok(rx.await.unwrap_or(0)) }, || {
+            Error::unknown("late")
+        });
+        tokio::spawn(async move {
+            tokio::task::yield_now().await;
+            let _ = tx.send(7);
+        });
+        assert_eq!(waiting.await.unwrap(), 7);
+    }
+
+    #[tokio::test]
+    async fn a_waiting_call_past_its_deadline_expires() {
+        let deadline = Some(Instant::now() + Duration::from_millis(50));
+        let err = run_handler::<()>(deadline, futures::future::pending(), || {
+            Error::deadline_exceeded("late")
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(err.code(), Code::DeadlineExceeded);
+        assert_eq!(err.message(), "late");
+    }
+
+    #[tokio::test]
+    async fn a_panic_on_the_first_poll_becomes_internal() {
+        let deadline = Some(Instant::now() + Duration::from_secs(3600));
+        let err = run_handler::<()>(deadline, async { panic!("boom") }, || Error::unknown("x"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::Internal);
     }
 
     #[tokio::test]

@@ -18,7 +18,7 @@ use http::header::{
     CACHE_CONTROL, CONNECTION, CONTENT_TYPE, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY,
     SEC_WEBSOCKET_VERSION, UPGRADE,
 };
-use http::{HeaderMap, HeaderValue, Method, StatusCode, Version};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
 use http_body::{Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -36,9 +36,8 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use super::frame::{self, FrameType};
 use super::sse;
 use super::wire::{
-    self, RETRY_AFTER, RPC_ACCEPTS_BOTH, RPC_BOTH, RPC_CALLER, RPC_CALLER_PROCEDURE, RPC_ENCODING,
-    RPC_PROCEDURE, RPC_ROUTING_DELEGATE, RPC_ROUTING_KEY, RPC_SERVICE, RPC_SHARD_KEY, RPC_STATUS,
-    Ttl, too_large,
+    self, RETRY_AFTER, RPC_BOTH, RPC_CALLER, RPC_CALLER_PROCEDURE, RPC_ENCODING, RPC_PROCEDURE,
+    RPC_ROUTING_DELEGATE, RPC_ROUTING_KEY, RPC_SERVICE, RPC_SHARD_KEY, RPC_STATUS, Ttl, too_large,
 };
 use super::{DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_HEADER_BYTES};
 use crate::codec::Encoding;
@@ -146,8 +145,30 @@ struct Shared {
     stopping: AtomicBool,
     /// `Rpc-Service`, built once.
     service: HeaderValue,
+    /// A unary success's headers (`Rpc-Status`, `Rpc-Service`, `Content-Type`) for each
+    /// encoding, built once: a clone copies them without hashing a name again.
+    success: [HeaderMap; 3],
     /// Fires when the drain timed out: open WebSocket calls end.
     kill: watch::Sender<bool>,
+}
+
+/// The headers every unary success carries, for each encoding (indexed by [`encoding_index`]).
+fn success_headers(service: &HeaderValue) -> [HeaderMap; 3] {
+    [Encoding::Proto, Encoding::Json, Encoding::Raw].map(|encoding| {
+        let mut headers = HeaderMap::with_capacity(3);
+        headers.insert(RPC_STATUS, wire::SUCCESS);
+        headers.insert(RPC_SERVICE, service.clone());
+        headers.insert(CONTENT_TYPE, wire::content_type(encoding));
+        headers
+    })
+}
+
+fn encoding_index(encoding: Encoding) -> usize {
+    match encoding {
+        Encoding::Proto => 0,
+        Encoding::Json => 1,
+        Encoding::Raw => 2,
+    }
 }
 
 impl Shared {
@@ -177,6 +198,7 @@ impl Inbound for HttpInbound {
                 config,
                 in_flight: InFlight::new(),
                 stopping: AtomicBool::new(false),
+                success: success_headers(&service),
                 service,
                 kill: watch::channel(false).0,
             });
@@ -240,9 +262,9 @@ async fn accept_loop(
         };
         let _ = stream.set_nodelay(true);
         let for_service = shared.clone();
+        // `handle`'s future goes to hyper as it is (no async block around it to move it into).
         let service = hyper::service::service_fn(move |request| {
-            let shared = for_service.clone();
-            async move { Ok::<_, Infallible>(handle(shared, request).await) }
+            handle(for_service.clone(), request).map(Ok::<_, Infallible>)
         });
         let connection = builder
             .serve_connection_with_upgrades(TokioIo::new(stream), service)
@@ -490,28 +512,114 @@ enum Mode {
     WebSocket,
 }
 
-fn header_has(headers: &HeaderMap, name: http::HeaderName, token: &str) -> bool {
-    headers.get_all(name).iter().any(|v| {
-        v.to_str().is_ok_and(|s| {
-            s.split(',').any(|part| {
-                part.trim()
-                    .split(';')
-                    .next()
-                    .is_some_and(|t| t.trim().eq_ignore_ascii_case(token))
-            })
+/// Whether a header value lists `token` (comma-separated, parameters after `;` ignored, any
+/// case).
+fn has_token(value: &HeaderValue, token: &str) -> bool {
+    value.to_str().is_ok_and(|s| {
+        s.split(',').any(|part| {
+            part.trim()
+                .split(';')
+                .next()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case(token))
         })
     })
 }
 
-fn classify<B>(request: &http::Request<B>) -> Result<Mode> {
-    let headers = request.headers();
-    let method = request.method();
-    if method == Method::GET && header_has(headers, UPGRADE, "websocket") {
+/// What the inbound reads from a request's headers, collected in one pass over them (no header
+/// name is hashed again). Each `Option` holds the first value of its header, as
+/// [`HeaderMap::get`] would return it.
+#[derive(Default)]
+struct Scan<'a> {
+    service: Option<&'a HeaderValue>,
+    procedure: Option<&'a HeaderValue>,
+    caller: Option<&'a HeaderValue>,
+    encoding: Option<&'a HeaderValue>,
+    context_ttl: Option<&'a HeaderValue>,
+    rpc_ttl: Option<&'a HeaderValue>,
+    rpc_deadline: Option<&'a HeaderValue>,
+    shard_key: Option<&'a HeaderValue>,
+    routing_key: Option<&'a HeaderValue>,
+    routing_delegate: Option<&'a HeaderValue>,
+    caller_procedure: Option<&'a HeaderValue>,
+    accepts_both: Option<&'a HeaderValue>,
+    expect: Option<&'a HeaderValue>,
+    /// Some `Upgrade` value lists `websocket`.
+    websocket: bool,
+    /// Some `Accept` value lists `text/event-stream`.
+    event_stream: bool,
+    /// The size of the header block, as `wire::header_bytes` counts it.
+    bytes: usize,
+    /// The application headers, as [`wire::read_app_headers`] reads them.
+    app: Headers,
+}
+
+impl<'a> Scan<'a> {
+    fn of(headers: &'a HeaderMap) -> Scan<'a> {
+        let mut scan = Scan::default();
+        for (name, value) in headers {
+            let text = name.as_str();
+            scan.bytes += text.len() + value.len() + 4;
+            let slot = if let Some(rest) = text.strip_prefix("rpc-") {
+                match rest {
+                    "service" => &mut scan.service,
+                    "procedure" => &mut scan.procedure,
+                    "caller" => &mut scan.caller,
+                    "encoding" => &mut scan.encoding,
+                    "ttl-ms" => &mut scan.rpc_ttl,
+                    "deadline" => &mut scan.rpc_deadline,
+                    "shard-key" => &mut scan.shard_key,
+                    "routing-key" => &mut scan.routing_key,
+                    "routing-delegate" => &mut scan.routing_delegate,
+                    "caller-procedure" => &mut scan.caller_procedure,
+                    "accepts-both-response-error" => &mut scan.accepts_both,
+                    _ => {
+                        if let Some(key) = wire::app_header_key(text) {
+                            scan.app
+                                .insert(key, Bytes::copy_from_slice(value.as_bytes()));
+                        }
+                        continue;
+                    }
+                }
+            } else if *name == UPGRADE {
+                scan.websocket = scan.websocket || has_token(value, "websocket");
+                continue;
+            } else if *name == http::header::ACCEPT {
+                scan.event_stream = scan.event_stream || has_token(value, "text/event-stream");
+                continue;
+            } else if *name == http::header::EXPECT {
+                &mut scan.expect
+            } else if text == "context-ttl-ms" {
+                &mut scan.context_ttl
+            } else {
+                if let Some(key) = wire::app_header_key(text) {
+                    scan.app
+                        .insert(key, Bytes::copy_from_slice(value.as_bytes()));
+                }
+                continue;
+            };
+            slot.get_or_insert(value);
+        }
+        scan
+    }
+
+    /// `Rpc-Accepts-Both-Response-Error: true`.
+    fn both(&self) -> bool {
+        self.accepts_both
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"))
+    }
+
+    /// `Expect: 100-continue`.
+    fn expect_continue(&self) -> bool {
+        self.expect
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+    }
+}
+
+fn classify(method: &Method, scan: &Scan<'_>) -> Result<Mode> {
+    if method == Method::GET && scan.websocket {
         return Ok(Mode::WebSocket);
     }
-    if (method == Method::GET || method == Method::POST)
-        && header_has(headers, http::header::ACCEPT, "text/event-stream")
-    {
+    if (method == Method::GET || method == Method::POST) && scan.event_stream {
         return Ok(Mode::Sse);
     }
     if method == Method::POST {
@@ -522,19 +630,23 @@ fn classify<B>(request: &http::Request<B>) -> Result<Mode> {
     )))
 }
 
+/// A routed call: how it is served, its procedure, its metadata and what its deadline error
+/// says.
+struct Routed {
+    mode: Mode,
+    spec: Arc<ProcedureSpec>,
+    meta: RequestMeta,
+    timeout: Option<TimeoutInfo>,
+}
+
 /// Checks a call's headers in yarpc-go's order and finds its procedure; returns the mode the call
 /// is served in (a `POST` accepting an event stream that calls a unary procedure is served as
 /// unary).
-fn route(
-    context: &InboundContext,
-    headers: &HeaderMap,
-    mode: Mode,
-    post: bool,
-) -> Result<(Mode, Arc<ProcedureSpec>, RequestMeta)> {
-    let service = wire::text(headers, &RPC_SERVICE)?;
-    let procedure = wire::text(headers, &RPC_PROCEDURE)?;
-    let caller = wire::text(headers, &RPC_CALLER)?;
-    let encoding = wire::text(headers, &RPC_ENCODING)?;
+fn route(context: &InboundContext, scan: Scan<'_>, mode: Mode, post: bool) -> Result<Routed> {
+    let service = wire::value_text(scan.service, &RPC_SERVICE)?;
+    let procedure = wire::value_text(scan.procedure, &RPC_PROCEDURE)?;
+    let caller = wire::value_text(scan.caller, &RPC_CALLER)?;
+    let encoding = wire::value_text(scan.encoding, &RPC_ENCODING)?;
     let (Some(service), Some(procedure), Some(caller), Some(encoding)) =
         (service, procedure, caller, encoding)
     else {
@@ -552,7 +664,12 @@ fn route(
             missing.join(", ")
         )));
     };
-    let ttl = wire::read_ttl(headers, service, procedure);
+    let ttl = wire::ttl_of(
+        [scan.context_ttl, scan.rpc_ttl],
+        scan.rpc_deadline,
+        service,
+        procedure,
+    );
     if service != context.service() {
         return Err(Error::unimplemented(format!(
             "unrecognized service name {service:?}, available services: {:?}",
@@ -623,9 +740,24 @@ fn route(
             ))
         })?),
     };
-    let optional = |name| wire::text(headers, name).map(|v| v.map(str::to_owned));
-    let mut app = Headers::new();
-    wire::read_app_headers(headers, &mut app);
+    let optional = |value: Option<&HeaderValue>, name: &HeaderName| {
+        wire::value_text(value, name).map(|v| v.map(str::to_owned))
+    };
+    let shard_key = optional(scan.shard_key, &RPC_SHARD_KEY)?;
+    let routing_key = optional(scan.routing_key, &RPC_ROUTING_KEY)?;
+    let routing_delegate = optional(scan.routing_delegate, &RPC_ROUTING_DELEGATE)?;
+    let caller_procedure = optional(scan.caller_procedure, &RPC_CALLER_PROCEDURE)?;
+    // The three names were checked to be present, so their values are too: clones of the
+    // request's own header bytes (reference counts, no copies), read only if the call times out.
+    let timeout = match (ttl, scan.procedure, scan.service, scan.caller) {
+        (Some(ttl), Some(procedure), Some(service), Some(caller)) => Some(TimeoutInfo {
+            procedure: procedure.clone(),
+            service: service.clone(),
+            caller: caller.clone(),
+            ttl,
+        }),
+        _ => None,
+    };
     let meta = RequestMeta {
         caller: caller.to_owned(),
         service: service.to_owned(),
@@ -634,13 +766,18 @@ fn route(
         transport: Transport::Http,
         ttl,
         deadline,
-        shard_key: optional(&RPC_SHARD_KEY)?,
-        routing_key: optional(&RPC_ROUTING_KEY)?,
-        routing_delegate: optional(&RPC_ROUTING_DELEGATE)?,
-        caller_procedure: optional(&RPC_CALLER_PROCEDURE)?,
-        headers: app,
+        shard_key,
+        routing_key,
+        routing_delegate,
+        caller_procedure,
+        headers: scan.app,
     };
-    Ok((mode, spec.clone(), meta))
+    Ok(Routed {
+        mode,
+        spec: spec.clone(),
+        meta,
+        timeout,
+    })
 }
 
 async fn handle(shared: Arc<Shared>, request: http::Request<Incoming>) -> http::Response<Body> {
@@ -671,58 +808,71 @@ async fn handle(shared: Arc<Shared>, request: http::Request<Incoming>) -> http::
             .insert(RETRY_AFTER, HeaderValue::from_static("1"));
         return close_after(response, version);
     }
-    let both = request
-        .headers()
-        .get(&RPC_ACCEPTS_BOTH)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
-    let size = wire::header_bytes(request.headers());
-    if size > shared.config.max_header_bytes {
-        let error = too_large("request headers", size, shared.config.max_header_bytes);
+    let scan = Scan::of(request.headers());
+    let both = scan.both();
+    if scan.bytes > shared.config.max_header_bytes {
+        let error = too_large(
+            "request headers",
+            scan.bytes,
+            shared.config.max_header_bytes,
+        );
         return close_after(error_response(&shared, &error, both), version);
     }
-    let post = request.method() == Method::POST;
-    let routed =
-        classify(&request).and_then(|mode| route(&shared.context, request.headers(), mode, post));
-    let (mode, spec, meta) = match routed {
+    let expect_continue = scan.expect_continue();
+    let method = request.method();
+    let post = method == Method::POST;
+    let routed = classify(method, &scan).and_then(|mode| route(&shared.context, scan, mode, post));
+    let call = match routed {
         Ok(routed) => routed,
         Err(error) => return error_response(&shared, &error, both),
     };
-    match mode {
-        Mode::Plain => plain(&shared, spec, meta, request, both, guard).await,
-        Mode::Sse => server_stream(&shared, spec, meta, request, both, guard).await,
-        Mode::WebSocket => websocket(&shared, spec, meta, request, both, guard),
+    let body = BodyRead {
+        request,
+        limit: shared.config.max_body_bytes,
+        expect_continue,
+    };
+    match call.mode {
+        Mode::Plain => plain(&shared, call, body, both, guard).await,
+        Mode::Sse => server_stream(&shared, call, body, both, guard).await,
+        Mode::WebSocket => websocket(&shared, call, body.request, both, guard),
     }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Handlers
 
-/// What a deadline error says (yarpc-go's message).
+/// What a deadline error says (yarpc-go's message): the request's own `Rpc-Procedure`,
+/// `Rpc-Service` and `Rpc-Caller` values (clones share the request's bytes, so keeping them
+/// copies nothing), formatted only when a call times out.
+#[derive(Clone)]
 struct TimeoutInfo {
-    procedure: String,
-    service: String,
-    caller: String,
+    procedure: HeaderValue,
+    service: HeaderValue,
+    caller: HeaderValue,
     ttl: Duration,
 }
 
 impl TimeoutInfo {
-    fn of(meta: &RequestMeta) -> Option<TimeoutInfo> {
-        Some(TimeoutInfo {
-            procedure: meta.procedure.clone(),
-            service: meta.service.clone(),
-            caller: meta.caller.clone(),
-            ttl: meta.ttl?,
-        })
-    }
-
     fn error(&self) -> Error {
+        // Checked to be UTF-8 by `route`.
+        fn text(v: &HeaderValue) -> std::borrow::Cow<'_, str> {
+            String::from_utf8_lossy(v.as_bytes())
+        }
         Error::deadline_exceeded(format!(
             "call to procedure {:?} of service {:?} from caller {:?} timed out after {}",
-            self.procedure,
-            self.service,
-            self.caller,
+            text(&self.procedure),
+            text(&self.service),
+            text(&self.caller),
             wire::go_duration(self.ttl)
         ))
+    }
+}
+
+/// The error of a call that passed its deadline.
+fn expired(timeout: Option<&TimeoutInfo>) -> Error {
+    match timeout {
+        Some(info) => info.error(),
+        None => Error::deadline_exceeded("the handler passed the call's deadline"),
     }
 }
 
@@ -732,21 +882,26 @@ async fn run<T>(
     timeout: Option<&TimeoutInfo>,
     call: impl Future<Output = Result<T>>,
 ) -> Result<T> {
-    run_handler(deadline, call, || match timeout {
-        Some(info) => info.error(),
-        None => Error::deadline_exceeded("the handler passed the call's deadline"),
-    })
-    .await
+    run_handler(deadline, call, || expired(timeout)).await
+}
+
+/// A request whose body is still to be read, and how to read it.
+struct BodyRead {
+    request: http::Request<Incoming>,
+    limit: usize,
+    /// The client sent `Expect: 100-continue`.
+    expect_continue: bool,
 }
 
 /// Reads a request body up to `limit` bytes. Over the limit, the rest is read and dropped (up
 /// to a budget) so the client can read the answer, unless the client waits for `100 Continue`
 /// and so has not sent the body.
-async fn read_body(request: http::Request<Incoming>, limit: usize) -> Result<Bytes> {
-    let expect_continue = request
-        .headers()
-        .get(http::header::EXPECT)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+async fn read_body(read: BodyRead) -> Result<Bytes> {
+    let BodyRead {
+        request,
+        limit,
+        expect_continue,
+    } = read;
     let mut body = request.into_body();
     let declared = http_body::Body::size_hint(&body).exact();
     if let Some(len) = declared
@@ -813,10 +968,11 @@ fn success(
 ) -> http::Response<Body> {
     let (meta, body) = answer.into_parts();
     let encoding = meta.encoding.unwrap_or(encoding);
-    let mut headers = HeaderMap::with_capacity(3 + meta.headers.len() + meta.trailers.len());
-    headers.insert(RPC_STATUS, wire::SUCCESS);
-    headers.insert(RPC_SERVICE, shared.service.clone());
-    headers.insert(CONTENT_TYPE, wire::content_type(encoding));
+    let mut headers = shared.success[encoding_index(encoding)].clone();
+    let extra = meta.headers.len() + meta.trailers.len();
+    if extra > 0 {
+        headers.reserve(extra);
+    }
     let written = wire::write_app_headers(&meta.headers, &mut headers)
         .and_then(|()| wire::write_app_headers(&meta.trailers, &mut headers));
     if let Err(err) = written {
@@ -828,31 +984,42 @@ fn success(
 
 async fn plain(
     shared: &Shared,
-    spec: Arc<ProcedureSpec>,
-    meta: RequestMeta,
-    request: http::Request<Incoming>,
+    call: Routed,
+    body: BodyRead,
     both: bool,
     guard: InFlightGuard,
 ) -> http::Response<Body> {
-    let version = request.version();
+    let Routed {
+        spec,
+        meta,
+        timeout,
+        ..
+    } = call;
+    let version = body.request.version();
     let deadline = meta.deadline;
-    let timeout = TimeoutInfo::of(&meta);
-    let body = match run(
-        deadline,
-        timeout.as_ref(),
-        read_body(request, shared.config.max_body_bytes),
-    )
-    .await
-    {
-        Ok(body) => body,
-        Err(error) => return close_after(error_response(shared, &error, both), version),
-    };
     let encoding = meta.encoding;
     match spec.pipeline() {
         Pipeline::Unary(h) => {
-            let call = h.invoke_inline(Request::new(meta, body));
-            let mut response = match run(deadline, timeout.as_ref(), call).await {
+            // One deadline (one `run`) around reading the body and the handler.
+            let mut body_read = false;
+            let timeout = timeout.as_ref();
+            let call = async {
+                let body = read_body(body).await?;
+                body_read = true;
+                // As before the handler had a deadline of its own: a call whose deadline passed
+                // while its body was read does not start its handler.
+                if deadline.is_some_and(|d| d <= Instant::now()) {
+                    return Err(expired(timeout));
+                }
+                h.invoke_inline(Request::new(meta, body)).await
+            };
+            // `run_handler` directly: one async layer less to move the call future through.
+            let outcome = run_handler(deadline, call, || expired(timeout)).await;
+            let mut response = match outcome {
                 Ok(response) => success(shared, response, encoding, both),
+                Err(error) if !body_read => {
+                    return close_after(error_response(shared, &error, both), version);
+                }
                 Err(error) => error_response(shared, &error, both),
             };
             // Counted until the answer is written, not only until it is ready.
@@ -860,6 +1027,10 @@ async fn plain(
             response
         }
         Pipeline::Oneway(h) => {
+            let body = match run(deadline, timeout.as_ref(), read_body(body)).await {
+                Ok(body) => body,
+                Err(error) => return close_after(error_response(shared, &error, both), version),
+            };
             let procedure = meta.procedure.clone();
             let call = h.invoke_inline(Request::new(meta, body));
             tokio::spawn(async move {
@@ -883,27 +1054,25 @@ async fn plain(
 
 async fn server_stream(
     shared: &Shared,
-    spec: Arc<ProcedureSpec>,
-    meta: RequestMeta,
-    request: http::Request<Incoming>,
+    call: Routed,
+    body: BodyRead,
     both: bool,
     guard: InFlightGuard,
 ) -> http::Response<Body> {
+    let Routed {
+        spec,
+        meta,
+        timeout,
+        ..
+    } = call;
     let Pipeline::ServerStream(h) = spec.pipeline() else {
         let error = Error::internal("routed a procedure that is not a server stream as SSE");
         return error_response(shared, &error, both);
     };
-    let version = request.version();
+    let version = body.request.version();
     let deadline = meta.deadline;
-    let timeout = TimeoutInfo::of(&meta);
     let encoding = meta.encoding;
-    let body = match run(
-        deadline,
-        timeout.as_ref(),
-        read_body(request, shared.config.max_body_bytes),
-    )
-    .await
-    {
+    let body = match run(deadline, timeout.as_ref(), read_body(body)).await {
         Ok(body) => body,
         Err(error) => return close_after(error_response(shared, &error, both), version),
     };
@@ -948,7 +1117,7 @@ fn sse_events(
     timeout: Option<TimeoutInfo>,
 ) -> impl Stream<Item = Bytes> + Send + 'static {
     futures::stream::unfold(Some((stream, trailers)), move |state| {
-        let timeout = timeout.as_ref().map(TimeoutInfo::error);
+        let timeout = timeout.clone();
         async move {
             let (mut stream, trailers) = state?;
             let event = match AssertUnwindSafe(stream.next()).catch_unwind().await {
@@ -961,7 +1130,9 @@ fn sse_events(
                         Some((stream, trailers)),
                     ));
                 }
-                Ok(Some(Err(error))) => sse::error_event(&deadline_message(error, timeout)),
+                Ok(Some(Err(error))) => {
+                    sse::error_event(&deadline_message(error, timeout.as_ref()))
+                }
                 Ok(None) => sse::complete_event(encoding, &trailers),
                 Err(_) => sse::error_event(&Error::internal("the handler's stream panicked")),
             };
@@ -971,9 +1142,9 @@ fn sse_events(
 }
 
 /// The stream deadline error with yarpc-go's message, when there is one to give.
-fn deadline_message(error: Error, timeout: Option<Error>) -> Error {
+fn deadline_message(error: Error, timeout: Option<&TimeoutInfo>) -> Error {
     match timeout {
-        Some(timeout) if error.code() == Code::DeadlineExceeded => timeout,
+        Some(timeout) if error.code() == Code::DeadlineExceeded => timeout.error(),
         _ => error,
     }
 }
@@ -994,12 +1165,17 @@ pub(crate) fn ws_config(limit: usize) -> WebSocketConfig {
 
 fn websocket(
     shared: &Arc<Shared>,
-    spec: Arc<ProcedureSpec>,
-    meta: RequestMeta,
+    call: Routed,
     mut request: http::Request<Incoming>,
     both: bool,
     guard: InFlightGuard,
 ) -> http::Response<Body> {
+    let Routed {
+        spec,
+        meta,
+        timeout,
+        ..
+    } = call;
     let headers = request.headers();
     if request.version() != Version::HTTP_11 {
         let error = Error::invalid_argument(
@@ -1040,7 +1216,7 @@ fn websocket(
                     Some(config),
                 )
                 .await;
-                serve_ws(&shared, ws, spec, meta).await;
+                serve_ws(&shared, ws, spec, meta, timeout).await;
             }
             Err(err) => tracing::debug!(error = %err, "WebSocket upgrade failed"),
         }
@@ -1070,7 +1246,13 @@ impl Drop for AbortOnDrop {
     }
 }
 
-async fn serve_ws(shared: &Shared, ws: Ws, spec: Arc<ProcedureSpec>, meta: RequestMeta) {
+async fn serve_ws(
+    shared: &Shared,
+    ws: Ws,
+    spec: Arc<ProcedureSpec>,
+    meta: RequestMeta,
+    timeout: Option<TimeoutInfo>,
+) {
     let limit = shared.config.max_frame_bytes;
     let (mut sink, stream) = ws.split();
     let (requests_tx, requests_rx) = mpsc::channel(REQUEST_BUFFER);
@@ -1083,7 +1265,7 @@ async fn serve_ws(shared: &Shared, ws: Ws, spec: Arc<ProcedureSpec>, meta: Reque
     )));
     let (frames_tx, mut frames) = mpsc::channel::<Bytes>(1);
     let requests = Streaming::new(ReceiverStream::new(requests_rx));
-    let producer = respond(spec, meta, requests, frames_tx, limit);
+    let producer = respond(spec, meta, timeout, requests, frames_tx, limit);
     tokio::pin!(producer);
     let mut producing = true;
     let mut kill = shared.kill.subscribe();
@@ -1225,13 +1407,13 @@ async fn read_requests(
 async fn respond(
     spec: Arc<ProcedureSpec>,
     meta: RequestMeta,
+    timeout: Option<TimeoutInfo>,
     requests: ByteStream,
     frames: mpsc::Sender<Bytes>,
     limit: usize,
 ) {
     let deadline = meta.deadline;
     let encoding = meta.encoding;
-    let timeout = TimeoutInfo::of(&meta);
     let send = |kind: FrameType, payload: &[u8]| frames.send(frame::encode(kind, payload));
     let send_error = |error: &Error| send(FrameType::ResponseError, &frame::error_payload(error));
     match spec.pipeline() {
@@ -1287,9 +1469,7 @@ async fn respond(
                         }
                         continue;
                     }
-                    Ok(Some(Err(error))) => {
-                        deadline_message(error, timeout.as_ref().map(TimeoutInfo::error))
-                    }
+                    Ok(Some(Err(error))) => deadline_message(error, timeout.as_ref()),
                     Ok(None) => {
                         let complete = frame::complete_payload(encoding, &meta.trailers);
                         let _ = send(FrameType::ResponseComplete, &complete).await;
@@ -1305,5 +1485,134 @@ async fn respond(
             let error = Error::internal("routed a procedure that is not a stream as a WebSocket");
             let _ = send_error(&error).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::http::wire::{
+        CONTEXT_TTL_MS, RPC_ACCEPTS_BOTH, RPC_DEADLINE, RPC_TTL_MS, header_bytes, read_ttl,
+    };
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        map
+    }
+
+    fn ttl_text(ttl: Ttl) -> String {
+        match ttl {
+            Ttl::Missing => "missing".to_owned(),
+            Ttl::Within(d) => format!("{d:?}"),
+            Ttl::Invalid(m) => m,
+        }
+    }
+
+    /// The one pass finds what `HeaderMap::get` (the first value of each name),
+    /// `read_app_headers`, `header_bytes` and `read_ttl` find.
+    #[test]
+    fn scan_agrees_with_lookups_by_name() {
+        let headers = map(&[
+            ("rpc-service", "svc"),
+            ("rpc-procedure", "proc"),
+            ("rpc-procedure", "second"),
+            ("rpc-caller", "me"),
+            ("rpc-encoding", "json"),
+            ("rpc-ttl-ms", "70"),
+            ("context-ttl-ms", "50"),
+            ("rpc-deadline", "2030-01-02T03:04:05Z"),
+            ("rpc-shard-key", "shard"),
+            ("rpc-routing-key", "rk"),
+            ("rpc-routing-delegate", "rd"),
+            ("rpc-caller-procedure", "cp"),
+            ("rpc-accepts-both-response-error", "TRUE"),
+            ("rpc-header-", "empty key"),
+            ("rpc-header-Trace-Me", "1"),
+            ("rpc-unknown", "x"),
+            ("traceparent", "00-abc"),
+            ("expect", "100-Continue"),
+            ("upgrade", "h2c"),
+            ("upgrade", "WebSocket"),
+            ("accept", "application/json, text/event-stream;q=0.9"),
+            ("host", "example"),
+        ]);
+        let scan = Scan::of(&headers);
+        for (found, name) in [
+            (scan.service, &RPC_SERVICE),
+            (scan.procedure, &RPC_PROCEDURE),
+            (scan.caller, &RPC_CALLER),
+            (scan.encoding, &RPC_ENCODING),
+            (scan.context_ttl, &CONTEXT_TTL_MS),
+            (scan.rpc_ttl, &RPC_TTL_MS),
+            (scan.rpc_deadline, &RPC_DEADLINE),
+            (scan.shard_key, &RPC_SHARD_KEY),
+            (scan.routing_key, &RPC_ROUTING_KEY),
+            (scan.routing_delegate, &RPC_ROUTING_DELEGATE),
+            (scan.caller_procedure, &RPC_CALLER_PROCEDURE),
+            (scan.accepts_both, &RPC_ACCEPTS_BOTH),
+            (scan.expect, &http::header::EXPECT),
+        ] {
+            assert_eq!(found, headers.get(name), "{name}");
+            assert!(found.is_some(), "{name}");
+        }
+        assert_eq!(scan.procedure.unwrap(), "proc");
+        assert!(scan.both() && scan.expect_continue());
+        assert!(scan.websocket && scan.event_stream);
+        assert_eq!(scan.bytes, header_bytes(&headers));
+        let mut app = Headers::new();
+        wire::read_app_headers(&headers, &mut app);
+        assert_eq!(scan.app, app);
+        assert_eq!(app.len(), 2);
+        assert_eq!(
+            ttl_text(wire::ttl_of(
+                [scan.context_ttl, scan.rpc_ttl],
+                scan.rpc_deadline,
+                "s",
+                "p"
+            )),
+            ttl_text(read_ttl(&headers, "s", "p"))
+        );
+    }
+
+    #[test]
+    fn scan_of_a_plain_request() {
+        let headers = map(&[
+            ("rpc-service", "svc"),
+            ("accept", "text/html"),
+            ("upgrade", "h2c"),
+        ]);
+        let scan = Scan::of(&headers);
+        assert!(!scan.websocket && !scan.event_stream && !scan.both());
+        assert!(!scan.expect_continue());
+        assert!(scan.procedure.is_none() && scan.app.is_empty());
+        assert_eq!(
+            classify(&Method::PUT, &scan).unwrap_err().message(),
+            "request method was PUT but only POST is allowed"
+        );
+        assert_eq!(classify(&Method::POST, &scan).unwrap(), Mode::Plain);
+    }
+
+    #[test]
+    fn timeout_message_names_the_call() {
+        let info = TimeoutInfo {
+            procedure: HeaderValue::from_static("proc"),
+            service: HeaderValue::from_static("svc"),
+            caller: HeaderValue::from_static("me"),
+            ttl: Duration::from_secs(1),
+        };
+        let error = expired(Some(&info));
+        assert_eq!(error.code(), Code::DeadlineExceeded);
+        assert_eq!(
+            error.message(),
+            r#"call to procedure "proc" of service "svc" from caller "me" timed out after 1s"#
+        );
+        let other = Error::internal("x");
+        assert_eq!(deadline_message(other, Some(&info)).code(), Code::Internal);
     }
 }

@@ -16,12 +16,15 @@ pub(crate) const RPC_SERVICE: HeaderName = HeaderName::from_static("rpc-service"
 pub(crate) const RPC_PROCEDURE: HeaderName = HeaderName::from_static("rpc-procedure");
 pub(crate) const RPC_ENCODING: HeaderName = HeaderName::from_static("rpc-encoding");
 pub(crate) const CONTEXT_TTL_MS: HeaderName = HeaderName::from_static("context-ttl-ms");
+#[cfg(test)] // the inbound matches the names in one pass (`inbound::Scan`)
 pub(crate) const RPC_TTL_MS: HeaderName = HeaderName::from_static("rpc-ttl-ms");
+#[cfg(test)] // the inbound matches the names in one pass (`inbound::Scan`)
 pub(crate) const RPC_DEADLINE: HeaderName = HeaderName::from_static("rpc-deadline");
 pub(crate) const RPC_SHARD_KEY: HeaderName = HeaderName::from_static("rpc-shard-key");
 pub(crate) const RPC_ROUTING_KEY: HeaderName = HeaderName::from_static("rpc-routing-key");
 pub(crate) const RPC_ROUTING_DELEGATE: HeaderName = HeaderName::from_static("rpc-routing-delegate");
 pub(crate) const RPC_CALLER_PROCEDURE: HeaderName = HeaderName::from_static("rpc-caller-procedure");
+#[cfg(test)] // the inbound matches the names in one pass (`inbound::Scan`)
 pub(crate) const RPC_ACCEPTS_BOTH: HeaderName =
     HeaderName::from_static("rpc-accepts-both-response-error");
 pub(crate) const RPC_BOTH: HeaderName = HeaderName::from_static("rpc-both-response-error");
@@ -50,13 +53,29 @@ pub(crate) const TRUE: HeaderValue = HeaderValue::from_static("true");
 
 /// The `Content-Type` of a body in `encoding`.
 pub(crate) fn content_type(encoding: Encoding) -> HeaderValue {
-    HeaderValue::from_static(encoding.content_type())
+    // Constants, so that no call validates the bytes again (`from_static` at run time does).
+    const PROTO: HeaderValue = HeaderValue::from_static(Encoding::Proto.content_type());
+    const JSON: HeaderValue = HeaderValue::from_static(Encoding::Json.content_type());
+    const RAW: HeaderValue = HeaderValue::from_static(Encoding::Raw.content_type());
+    match encoding {
+        Encoding::Proto => PROTO,
+        Encoding::Json => JSON,
+        Encoding::Raw => RAW,
+    }
 }
 
 /// A header's value as text: `Ok(None)` when absent or empty, an error naming the header when
 /// the bytes are not UTF-8.
 pub(crate) fn text<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a str>> {
-    match headers.get(name) {
+    value_text(headers.get(name), name)
+}
+
+/// [`text`] for a value already looked up (`name` is for the error message).
+pub(crate) fn value_text<'a>(
+    value: Option<&'a HeaderValue>,
+    name: &HeaderName,
+) -> Result<Option<&'a str>> {
+    match value {
         None => Ok(None),
         Some(v) => match std::str::from_utf8(v.as_bytes()) {
             Ok("") => Ok(None),
@@ -88,20 +107,27 @@ fn display_name(name: &HeaderName) -> String {
 /// lower-cased already: HTTP header names are) and the bare trace-context headers.
 pub(crate) fn read_app_headers(map: &HeaderMap, into: &mut Headers) {
     for (name, value) in map {
-        let name = name.as_str();
-        let key = match name.strip_prefix(APP_PREFIX) {
-            Some(key) if !key.is_empty() => key,
-            Some(_) => continue,
-            None if BARE_APP_HEADERS.contains(&name) => name,
-            None => continue,
-        };
-        into.insert(key, Bytes::copy_from_slice(value.as_bytes()));
+        if let Some(key) = app_header_key(name.as_str()) {
+            into.insert(key, Bytes::copy_from_slice(value.as_bytes()));
+        }
+    }
+}
+
+/// The application header key a header name carries (`rpc-header-<key>`, or a bare
+/// trace-context name), if it carries one.
+pub(crate) fn app_header_key(name: &str) -> Option<&str> {
+    match name.strip_prefix(APP_PREFIX) {
+        Some(key) if !key.is_empty() => Some(key),
+        Some(_) => None,
+        None if BARE_APP_HEADERS.contains(&name) => Some(name),
+        None => None,
     }
 }
 
 /// Writes application headers as `Rpc-Header-<key>` (trace context bare).
 pub(crate) fn write_app_headers(headers: &Headers, out: &mut HeaderMap) -> Result<()> {
-    let mut name = String::with_capacity(32);
+    // The scratch name is allocated only when there is a prefixed header to write.
+    let mut name = String::new();
     for (key, value) in headers.iter() {
         let header = if BARE_APP_HEADERS.contains(&key) {
             HeaderName::from_static(if key == "traceparent" {
@@ -111,6 +137,7 @@ pub(crate) fn write_app_headers(headers: &Headers, out: &mut HeaderMap) -> Resul
             })
         } else {
             name.clear();
+            name.reserve(APP_PREFIX.len() + key.len());
             name.push_str(APP_PREFIX);
             name.push_str(key);
             HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
@@ -169,6 +196,7 @@ pub(crate) fn write_request_meta(
 }
 
 /// The total size of a header block as HTTP/1.1 writes it (`name: value\r\n` per header).
+#[cfg(test)] // the inbound counts it in its one pass over the headers (`inbound::Scan`)
 pub(crate) fn header_bytes(headers: &HeaderMap) -> usize {
     headers
         .iter()
@@ -187,25 +215,40 @@ pub(crate) enum Ttl {
 }
 
 /// Reads `Context-TTL-MS`, else `Rpc-Ttl-Ms`, else `Rpc-Deadline` (RFC 3339).
+#[cfg(test)] // the inbound finds the three in its one pass over the headers (`inbound::Scan`)
 pub(crate) fn read_ttl(headers: &HeaderMap, service: &str, procedure: &str) -> Ttl {
+    ttl_of(
+        [headers.get(&CONTEXT_TTL_MS), headers.get(&RPC_TTL_MS)],
+        headers.get(&RPC_DEADLINE),
+        service,
+        procedure,
+    )
+}
+
+/// `read_ttl` for values already looked up: `ttls` are `Context-TTL-MS` and `Rpc-Ttl-Ms`,
+/// `deadline` is `Rpc-Deadline`.
+pub(crate) fn ttl_of(
+    ttls: [Option<&HeaderValue>; 2],
+    deadline: Option<&HeaderValue>,
+    service: &str,
+    procedure: &str,
+) -> Ttl {
     let invalid_ttl = |value: &[u8]| {
         Ttl::Invalid(format!(
             "invalid TTL {:?} for service {service:?} and procedure {procedure:?}",
             String::from_utf8_lossy(value)
         ))
     };
-    for name in [&CONTEXT_TTL_MS, &RPC_TTL_MS] {
-        if let Some(value) = headers.get(name) {
-            let parsed = std::str::from_utf8(value.as_bytes())
-                .ok()
-                .and_then(|s| s.trim().parse::<u64>().ok());
-            return match parsed {
-                Some(ms) => Ttl::Within(Duration::from_millis(ms)),
-                None => invalid_ttl(value.as_bytes()),
-            };
-        }
+    if let Some(value) = ttls.into_iter().flatten().next() {
+        let parsed = std::str::from_utf8(value.as_bytes())
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok());
+        return match parsed {
+            Some(ms) => Ttl::Within(Duration::from_millis(ms)),
+            None => invalid_ttl(value.as_bytes()),
+        };
     }
-    if let Some(value) = headers.get(&RPC_DEADLINE) {
+    if let Some(value) = deadline {
         let parsed = std::str::from_utf8(value.as_bytes())
             .ok()
             .and_then(parse_rfc3339);
