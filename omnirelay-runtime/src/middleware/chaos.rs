@@ -95,7 +95,7 @@ use tower::Service;
 
 use super::endpoint::{AdminEndpoint, AdminRequest, AdminResponse};
 use super::service::RpcService;
-use super::stack::{Middleware, Target};
+use super::stack::{Middleware, ShapeWrap, Target};
 use crate::error::{Code, Error, Result};
 use crate::meta::Request;
 use crate::procedure::BoxFuture;
@@ -326,6 +326,24 @@ struct ErrorJson {
     message: Option<String>,
     #[serde(default = "always")]
     probability: f64,
+}
+
+impl ShapeWrap for ChaosMiddleware {
+    fn wrap<T, Resp>(
+        &self,
+        target: &Target<'_>,
+        inner: RpcService<Request<T>, Resp>,
+    ) -> RpcService<Request<T>, Resp>
+    where
+        T: Send + 'static,
+        Resp: Send + 'static,
+    {
+        RpcService::new(Chaotic {
+            shared: self.chaos.shared.clone(),
+            procedure: target.procedure.map(Arc::from),
+            inner,
+        })
+    }
 }
 
 impl From<&ChaosRule> for RuleJson {
@@ -654,22 +672,6 @@ impl ChaosMiddleware {
         self.endpoint = false;
         self
     }
-
-    fn wrap<T, Resp>(
-        &self,
-        target: &Target<'_>,
-        inner: RpcService<Request<T>, Resp>,
-    ) -> RpcService<Request<T>, Resp>
-    where
-        T: Send + 'static,
-        Resp: Send + 'static,
-    {
-        RpcService::new(Chaotic {
-            shared: self.chaos.shared.clone(),
-            procedure: target.procedure.map(Arc::from),
-            inner,
-        })
-    }
 }
 
 impl From<ChaosMiddleware> for Middleware {
@@ -679,20 +681,7 @@ impl From<ChaosMiddleware> for Middleware {
                 chaos: config.chaos.clone(),
             }) as Arc<dyn AdminEndpoint>
         });
-        let config = Arc::new(config);
-        let (c1, c2, c3, c4, c5) = (
-            config.clone(),
-            config.clone(),
-            config.clone(),
-            config.clone(),
-            config,
-        );
-        let middleware = Middleware::new("chaos")
-            .unary_with(move |target, inner| c1.wrap(target, inner))
-            .oneway_with(move |target, inner| c2.wrap(target, inner))
-            .server_stream_with(move |target, inner| c3.wrap(target, inner))
-            .client_stream_with(move |target, inner| c4.wrap(target, inner))
-            .duplex_with(move |target, inner| c5.wrap(target, inner));
+        let middleware = Middleware::every_shape("chaos", config);
         match endpoint {
             Some(endpoint) => middleware.endpoint(CONTROL_PATH, endpoint),
             None => middleware,

@@ -104,7 +104,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::service::RpcService;
-use super::stack::{Direction, Middleware, Target};
+use super::stack::{Direction, Middleware, ShapeWrap, Target};
 use crate::error::{Error, Fault, Result};
 use crate::meta::Request;
 
@@ -291,7 +291,9 @@ impl CircuitBreakerMiddleware {
             .or_insert_with_key(|key| Arc::new(Breaker::new(key, self.config)))
             .clone()
     }
+}
 
+impl ShapeWrap for CircuitBreakerMiddleware {
     fn wrap<T, Resp>(
         &self,
         target: &Target<'_>,
@@ -324,19 +326,7 @@ impl CircuitBreakerMiddleware {
 
 impl From<CircuitBreakerMiddleware> for Middleware {
     fn from(breaker: CircuitBreakerMiddleware) -> Middleware {
-        let (b1, b2, b3, b4, b5) = (
-            breaker.clone(),
-            breaker.clone(),
-            breaker.clone(),
-            breaker.clone(),
-            breaker,
-        );
-        Middleware::new("circuit-breaker")
-            .unary_with(move |t, s| b1.wrap(t, s))
-            .oneway_with(move |t, s| b2.wrap(t, s))
-            .server_stream_with(move |t, s| b3.wrap(t, s))
-            .client_stream_with(move |t, s| b4.wrap(t, s))
-            .duplex_with(move |t, s| b5.wrap(t, s))
+        Middleware::every_shape("circuit-breaker", breaker)
     }
 }
 

@@ -85,4 +85,4 @@ pub use service::{
     BoxError, CALL_FUTURE_SIZE, CallFuture, ClientStreamService, DuplexService, OnewayService,
     RpcService, ServerStreamService, UnaryService, into_error,
 };
-pub use stack::{Direction, Middleware, Target};
+pub use stack::{Direction, Middleware, ShapeWrap, Target};

@@ -59,7 +59,7 @@ use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, NotUntil};
 use tower::Service;
 
 use super::service::RpcService;
-use super::stack::{Middleware, Target};
+use super::stack::{Middleware, ShapeWrap, Target};
 use crate::error::{Error, Result};
 use crate::meta::{Request, RequestMeta};
 use crate::procedure::BoxFuture;
@@ -289,21 +289,6 @@ impl Plan {
             (None, None) => Limiter::ByProcedure(Arc::new(Keyed::new(self.quota))),
         }
     }
-
-    fn wrap<T, Resp>(
-        &self,
-        target: &Target<'_>,
-        inner: RpcService<Request<T>, Resp>,
-    ) -> RpcService<Request<T>, Resp>
-    where
-        T: Send + 'static,
-        Resp: Send + 'static,
-    {
-        RpcService::new(Limited {
-            limiter: self.limiter_for(target),
-            inner,
-        })
-    }
 }
 
 /// A service that takes a permit before calling `inner`.
@@ -334,16 +319,26 @@ where
     }
 }
 
+impl ShapeWrap for Plan {
+    fn wrap<T, Resp>(
+        &self,
+        target: &Target<'_>,
+        inner: RpcService<Request<T>, Resp>,
+    ) -> RpcService<Request<T>, Resp>
+    where
+        T: Send + 'static,
+        Resp: Send + 'static,
+    {
+        RpcService::new(Limited {
+            limiter: self.limiter_for(target),
+            inner,
+        })
+    }
+}
+
 impl From<RateLimitMiddleware> for Middleware {
     fn from(config: RateLimitMiddleware) -> Middleware {
-        let plan = Arc::new(Plan::new(config));
-        let (p1, p2, p3, p4, p5) = (plan.clone(), plan.clone(), plan.clone(), plan.clone(), plan);
-        Middleware::new("rate-limit")
-            .unary_with(move |target, inner| p1.wrap(target, inner))
-            .oneway_with(move |target, inner| p2.wrap(target, inner))
-            .server_stream_with(move |target, inner| p3.wrap(target, inner))
-            .client_stream_with(move |target, inner| p4.wrap(target, inner))
-            .duplex_with(move |target, inner| p5.wrap(target, inner))
+        Middleware::every_shape("rate-limit", Plan::new(config))
     }
 }
 

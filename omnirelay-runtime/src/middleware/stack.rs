@@ -52,6 +52,21 @@ pub struct Target<'a> {
     pub peers: &'a [String],
 }
 
+/// A middleware that wraps every call shape the same way, with one generic method;
+/// [`Middleware::every_shape`] registers it for all five.
+pub trait ShapeWrap: Send + Sync + 'static {
+    /// Wraps `inner`, the service of one shape, for `target` (called once per pipeline when it
+    /// is composed).
+    fn wrap<T, Resp>(
+        &self,
+        target: &Target<'_>,
+        inner: RpcService<Request<T>, Resp>,
+    ) -> RpcService<Request<T>, Resp>
+    where
+        T: Send + 'static,
+        Resp: Send + 'static;
+}
+
 type Apply<Req, Resp> =
     Arc<dyn Fn(&Target<'_>, RpcService<Req, Resp>) -> RpcService<Req, Resp> + Send + Sync>;
 
@@ -235,6 +250,24 @@ impl Middleware {
             .server_stream(layer.clone())
             .client_stream(layer.clone())
             .duplex(layer)
+    }
+
+    /// A middleware called `name` wrapping all five shapes with `wrapper`.
+    pub fn every_shape(name: impl Into<Arc<str>>, wrapper: impl ShapeWrap) -> Self {
+        let wrapper = Arc::new(wrapper);
+        let (a, b, c, d, e) = (
+            wrapper.clone(),
+            wrapper.clone(),
+            wrapper.clone(),
+            wrapper.clone(),
+            wrapper,
+        );
+        Middleware::new(name)
+            .unary_with(move |t, inner| a.wrap(t, inner))
+            .oneway_with(move |t, inner| b.wrap(t, inner))
+            .server_stream_with(move |t, inner| c.wrap(t, inner))
+            .client_stream_with(move |t, inner| d.wrap(t, inner))
+            .duplex_with(move |t, inner| e.wrap(t, inner))
     }
 
     shape_methods! {
