@@ -190,7 +190,10 @@ pub(crate) fn write_request_meta(
         }
     }
     if let Some(ttl) = ttl {
-        out.insert(CONTEXT_TTL_MS, HeaderValue::from(ttl.as_millis() as u64));
+        // Whole milliseconds, rounded up: a call with 0.4 ms left is sent with 1 ms, not with a
+        // TTL of 0 that the server would refuse.
+        let ms = u64::try_from(ttl.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX);
+        out.insert(CONTEXT_TTL_MS, HeaderValue::from(ms));
     }
     write_app_headers(&meta.headers, out)
 }
@@ -507,6 +510,16 @@ pub(crate) fn too_large(what: &str, len: usize, limit: usize) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_ttl_is_sent_in_whole_milliseconds_rounded_up() {
+        let meta = RequestMeta::new("c", "s", "p");
+        for (ttl, sent) in [(400, "1"), (1_000, "1"), (1_001, "2"), (250_000, "250")] {
+            let mut out = HeaderMap::new();
+            write_request_meta(&meta, Some(Duration::from_micros(ttl)), &mut out).unwrap();
+            assert_eq!(out[&CONTEXT_TTL_MS], sent, "{ttl} us");
+        }
+    }
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         pairs
