@@ -23,6 +23,28 @@
 //! layer returns that are not OmniRelay errors are mapped by [`into_error`] (tower's timeout
 //! becomes `deadline-exceeded`, load shedding `resource-exhausted`).
 //!
+//! To write one, wrap the inner service with [`RpcService::around`] in a `*_with` closure, or
+//! implement [`ShapeWrap`] once for every shape and register it with
+//! [`Middleware::every_shape`].
+//!
+//! # The built-ins
+//!
+//! | module | name | shapes, direction | what it does |
+//! |---|---|---|---|
+//! | [`logging`] | `logging` | all, both | one `tracing` event per call (procedure, caller, code, duration) |
+//! | [`trace`] | `tracing` | all, both | a span per call (OpenTelemetry RPC conventions), W3C trace context in and out |
+//! | [`metrics`] | `metrics` | all, both | counters and a latency histogram, served at `/omnirelay/metrics` |
+//! | [`deadline`] | `deadline` | all, both | refuses work too close to its deadline, cancels at it |
+//! | [`retry`] | `retry` | unary, outbound | replays failed calls with backoff, jitter and a budget |
+//! | [`panic_recovery`] | `panic-recovery` | all, both | a panic becomes `internal` with its message |
+//! | [`rate_limit`] | `rate-limit` | all, both | `resource-exhausted` past a quota |
+//! | [`chaos`] | `chaos` | all, both | injected latency and errors, off by default, switched at run time |
+//! | [`circuit_breaker`] | `circuit-breaker` | all, outbound | suspends a failing peer, half-open probes |
+//!
+//! A typical inbound order, outermost first: tracing, logging, metrics, deadline, rate limit,
+//! chaos, panic recovery (innermost, so the others see an error rather than a panic); outbound:
+//! tracing, metrics, retry, circuit breaker, deadline.
+//!
 //! # Where it applies, and in which order
 //!
 //! [`DispatcherBuilder`](crate::dispatcher::DispatcherBuilder) takes inbound middleware globally
