@@ -23,6 +23,7 @@
 //! ```
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -62,10 +63,13 @@ fn deadline_of(meta: &RequestMeta) -> Option<Instant> {
         .or_else(|| meta.ttl.map(|ttl| Instant::now() + ttl))
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct Rule {
     lead: Duration,
     direction: Direction,
+    /// What a deadline error names, built once per pipeline: `procedure "p"` inbound,
+    /// `service "s"` outbound (one outbound pipeline serves every procedure).
+    subject: Arc<str>,
 }
 
 impl Rule {
@@ -92,17 +96,17 @@ impl Rule {
     async fn bound<T>(
         self,
         deadline: Option<Instant>,
-        procedure: Option<String>,
         call: impl Future<Output = Result<T>>,
     ) -> Result<T> {
-        let (Some(deadline), Some(procedure)) = (deadline, procedure) else {
+        let Some(deadline) = deadline else {
             return call.await;
         };
         match tokio::time::timeout_at(deadline.into(), call).await {
             Ok(result) => result,
             Err(_) => Err(Error::deadline_exceeded(format!(
-                "{} call to procedure {procedure:?} passed its deadline",
-                self.direction.as_str()
+                "{} call to {} passed its deadline",
+                self.direction.as_str(),
+                self.subject
             ))),
         }
     }
@@ -111,11 +115,12 @@ impl Rule {
 macro_rules! single {
     ($name:ident, $service:ty, $req:ty, $resp:ty) => {
         fn $name(rule: Rule, inner: $service) -> $service {
-            RpcService::around(inner, move |inner, mut request: Request<$req>| async move {
-                let deadline = rule.admit(&mut request.meta)?;
-                // Named in the error only: copied for calls that have a deadline.
-                let procedure = deadline.map(|_| request.meta.procedure.clone());
-                rule.bound(deadline, procedure, inner.invoke(request)).await
+            RpcService::around(inner, move |inner, mut request: Request<$req>| {
+                let rule = rule.clone();
+                async move {
+                    let deadline = rule.admit(&mut request.meta)?;
+                    rule.bound(deadline, inner.invoke(request)).await
+                }
             })
         }
     };
@@ -124,13 +129,14 @@ macro_rules! single {
 macro_rules! streaming {
     ($name:ident, $service:ty, $req:ty, $resp:ty) => {
         fn $name(rule: Rule, inner: $service) -> $service {
-            RpcService::around(inner, move |inner, mut request: Request<$req>| async move {
-                let deadline = rule.admit(&mut request.meta)?;
-                let procedure = deadline.map(|_| request.meta.procedure.clone());
-                let response: Response<ByteStream> = rule
-                    .bound(deadline, procedure, inner.invoke(request))
-                    .await?;
-                Ok(response.map(|s| with_deadline(s, deadline, "the response stream")))
+            RpcService::around(inner, move |inner, mut request: Request<$req>| {
+                let rule = rule.clone();
+                async move {
+                    let deadline = rule.admit(&mut request.meta)?;
+                    let response: Response<ByteStream> =
+                        rule.bound(deadline, inner.invoke(request)).await?;
+                    Ok(response.map(|s| with_deadline(s, deadline, "the response stream")))
+                }
             })
         }
     };
@@ -157,6 +163,11 @@ impl From<DeadlineMiddleware> for Middleware {
         let rule = move |target: &Target<'_>| Rule {
             lead: m.lead,
             direction: target.direction,
+            subject: match target.procedure {
+                Some(procedure) => format!("procedure {procedure:?}"),
+                None => format!("service {:?}", target.service),
+            }
+            .into(),
         };
         Middleware::new("deadline")
             .unary_with(move |t, inner| unary(rule(t), inner))
@@ -183,6 +194,7 @@ mod tests {
         let rule = Rule {
             lead: Duration::from_millis(50),
             direction: Direction::Inbound,
+            subject: "procedure \"p\"".into(),
         };
         let err = rule
             .admit(&mut meta(Some(Duration::from_millis(10))))
@@ -203,6 +215,7 @@ mod tests {
         let rule = Rule {
             lead: Duration::ZERO,
             direction: Direction::Outbound,
+            subject: "service \"s\"".into(),
         };
         let mut m = meta(Some(Duration::from_secs(60)));
         m.deadline = Some(Instant::now() - Duration::from_millis(1));
