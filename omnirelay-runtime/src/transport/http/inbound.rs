@@ -33,6 +33,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message};
 
+use super::connection::{Activity, CallMark, Served, StopSignal};
 use super::frame::{self, FrameType};
 use super::sse;
 use super::wire::{
@@ -64,14 +65,16 @@ const DRAIN_TIME: Duration = Duration::from_secs(2);
 const HEADER_HEADROOM: usize = 64 * 1024;
 /// Request messages buffered between a WebSocket and its handler.
 const REQUEST_BUFFER: usize = 8;
+/// The default of [`HttpInbound::header_read_timeout`].
+const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a finished WebSocket call waits for the client's close reply.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
 /// Serves a dispatcher's procedures over YARPC-HTTP (HTTP/1.1 and h2c on one port).
 ///
 /// Defaults: request headers up to [`DEFAULT_MAX_HEADER_BYTES`], bodies up to
-/// [`DEFAULT_MAX_BODY_BYTES`], streamed messages up to [`DEFAULT_MAX_FRAME_BYTES`], and a 10 s
-/// drain timeout on stop. See the [module docs](super) for the wire protocol.
+/// [`DEFAULT_MAX_BODY_BYTES`], streamed messages up to [`DEFAULT_MAX_FRAME_BYTES`], a 30 s
+/// [header read timeout](HttpInbound::header_read_timeout), and a 10 s drain timeout on stop. See the [module docs](super) for the wire protocol.
 #[derive(Debug)]
 pub struct HttpInbound {
     config: Arc<Config>,
@@ -84,6 +87,7 @@ struct Config {
     max_header_bytes: usize,
     max_body_bytes: usize,
     max_frame_bytes: usize,
+    header_read_timeout: Option<Duration>,
     drain_timeout: Duration,
 }
 
@@ -96,6 +100,7 @@ impl HttpInbound {
                 max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
                 max_body_bytes: DEFAULT_MAX_BODY_BYTES,
                 max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+                header_read_timeout: Some(DEFAULT_HEADER_READ_TIMEOUT),
                 drain_timeout: Duration::from_secs(10),
             }),
             task: ServerTask::new("HTTP"),
@@ -125,6 +130,17 @@ impl HttpInbound {
     /// message. Over it, the call ends with `resource-exhausted`.
     pub fn max_frame_bytes(mut self, limit: usize) -> Self {
         self.config_mut().max_frame_bytes = limit;
+        self
+    }
+
+    /// How long an HTTP/1 connection may go without a complete request head while no call is
+    /// in progress on it before it is closed (default 30 s, hyper's default for the same
+    /// protection; `None` turns it off). It closes connections whose client sends a head slowly
+    /// or never finishes it, and idle keep-alive connections; a call in progress, however long
+    /// (a slow body within its TTL, a long event stream), keeps its connection open. An HTTP/2
+    /// connection is watched only until its first request.
+    pub fn header_read_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.config_mut().header_read_timeout = timeout.into();
         self
     }
 
@@ -215,10 +231,11 @@ impl Inbound for HttpInbound {
 fn server_builder(config: &Config) -> hyper_util::server::conn::auto::Builder<TokioExecutor> {
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     let parser_limit = config.max_header_bytes.saturating_add(HEADER_HEADROOM);
+    // No timer for HTTP/1: hyper's header read timeout (a boxed timer armed for every request
+    // head) is replaced by the connection's watchdog (see `connection`).
     builder
         .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30))
+        .header_read_timeout(None)
         .max_buf_size(parser_limit.max(8192));
     builder
         .http2()
@@ -232,7 +249,7 @@ async fn accept_loop(
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let stop = StopSignal::new();
     let mut connections = JoinSet::new();
     let builder = server_builder(&shared.config);
     let drain_timeout = shared.config.drain_timeout;
@@ -262,14 +279,25 @@ async fn accept_loop(
         };
         let _ = stream.set_nodelay(true);
         let for_service = shared.clone();
+        let activity = Activity::new();
+        let for_calls = activity.clone();
         // `handle`'s future goes to hyper as it is (no async block around it to move it into).
-        let service = hyper::service::service_fn(move |request| {
-            handle(for_service.clone(), request).map(Ok::<_, Infallible>)
+        let service = hyper::service::service_fn(move |request: http::Request<Incoming>| {
+            let mark = for_calls.begin(request.version());
+            handle(for_service.clone(), request).map(move |mut response| {
+                response.body_mut().call = Some(mark);
+                Ok::<_, Infallible>(response)
+            })
         });
         let connection = builder
             .serve_connection_with_upgrades(TokioIo::new(stream), service)
             .into_owned();
-        let connection = graceful.watch(connection);
+        let connection = Served::new(
+            connection,
+            stop.clone(),
+            activity,
+            shared.config.header_read_timeout,
+        );
         connections.spawn(async move {
             if let Err(err) = connection.await {
                 tracing::debug!(error = %err, "HTTP connection ended with an error");
@@ -283,10 +311,9 @@ async fn accept_loop(
         .map(|d| d.saturating_duration_since(tokio::time::Instant::now()))
         .unwrap_or(drain_timeout)
         .max(Duration::from_millis(100));
-    if tokio::time::timeout(left, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    stop.stop();
+    let closed = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(left, closed).await.is_err() {
         tracing::warn!(
             timeout = ?drain_timeout,
             "HTTP inbound drain timed out; closing the remaining connections"
@@ -313,6 +340,8 @@ type EventStream = Pin<Box<dyn Stream<Item = Bytes> + Send + 'static>>;
 pub(crate) struct Body {
     kind: BodyKind,
     _guard: Option<InFlightGuard>,
+    /// Keeps the call counted on its connection (for the header-read watchdog).
+    call: Option<CallMark>,
 }
 
 enum BodyKind {
@@ -329,6 +358,7 @@ impl Body {
         Body {
             kind: BodyKind::Full((!bytes.is_empty()).then_some(bytes)),
             _guard: None,
+            call: None,
         }
     }
 
@@ -336,6 +366,7 @@ impl Body {
         Body {
             kind: BodyKind::Stream(stream),
             _guard: Some(guard),
+            call: None,
         }
     }
 }

@@ -118,6 +118,7 @@
 //! `resource-exhausted` (HTTP 429) naming it. [`HttpOutbound`] limits response bodies and
 //! streamed messages the same way.
 
+mod connection;
 mod frame;
 mod inbound;
 mod outbound;

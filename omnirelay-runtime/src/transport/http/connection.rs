@@ -1,0 +1,348 @@
+//! One served connection of the HTTP inbound: the stop signal it shares with the inbound's other
+//! connections, and the header-read watchdog of HTTP/1 connections.
+//!
+//! Both live in [`Served`], the future the connection's task runs, and neither adds a future
+//! that is polled on every wake-up of the connection. That is the point of this module: hyper's
+//! own header-read timeout arms a boxed timer for every request head and polls it while the
+//! next head is awaited, and hyper-util's graceful-shutdown wrapper polls a `watch` future on
+//! every wake-up. Together they cost about 2,200 instructions per call on a keep-alive
+//! connection (`benches/profile.sh callgrind omnirelay-http`, 29,400 against 27,200 per echo
+//! call); here the same work is a few atomic operations per call and one timer per connection
+//! that fires once per timeout.
+//!
+//! The watchdog's rule (what hyper's header-read timeout does, without a timer per request): a
+//! connection on which no call is in progress and no request head has completed for the
+//! timeout is closed. That covers a head sent slowly or never finished (slowloris) and an idle
+//! keep-alive connection. A call in progress (its body being read, its handler running, its
+//! response or event stream being written) keeps the connection open however long it takes:
+//! its own deadline bounds it. An HTTP/2 connection is watched only until its first request:
+//! HTTP/2 multiplexes and pings on its own, so idling there is the client's choice.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use http::Version;
+use hyper_util::server::graceful::GracefulConnection;
+use tokio::time::{Instant, Sleep};
+
+/// Tells every connection of an inbound to finish its calls and close (HTTP/1: after the
+/// response in progress; HTTP/2: `GOAWAY`).
+#[derive(Debug, Default)]
+pub(crate) struct StopSignal {
+    stopping: AtomicBool,
+    next_id: AtomicU64,
+    /// The waker of each connection's task, by connection id.
+    wakers: Mutex<HashMap<u64, Waker>>,
+}
+
+impl StopSignal {
+    /// A signal not given yet.
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::default()
+    }
+
+    /// Gives the signal: every connection, now and later, starts its graceful shutdown.
+    pub(crate) fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        // Taken after the flag is set: a connection that registers after this sees the flag.
+        let wakers = std::mem::take(&mut *self.lock());
+        for waker in wakers.into_values() {
+            waker.wake();
+        }
+    }
+
+    fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Waker>> {
+        self.wakers.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// One connection's place in a [`StopSignal`]: its task's waker, replaced only when the task's
+/// waker changes (a tokio task keeps one), removed when the connection ends.
+struct StopRegistration {
+    signal: Arc<StopSignal>,
+    id: u64,
+    waker: Option<Waker>,
+}
+
+impl StopRegistration {
+    fn new(signal: Arc<StopSignal>) -> Self {
+        let id = signal.next_id.fetch_add(1, Ordering::Relaxed);
+        StopRegistration {
+            signal,
+            id,
+            waker: None,
+        }
+    }
+
+    /// Makes sure `waker` is the one the signal wakes; then tells whether it was given.
+    fn check(&mut self, waker: &Waker) -> bool {
+        if !self.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            self.signal.lock().insert(self.id, waker.clone());
+            self.waker = Some(waker.clone());
+        }
+        self.signal.is_stopping()
+    }
+}
+
+impl Drop for StopRegistration {
+    fn drop(&mut self) {
+        if self.waker.is_some() {
+            self.signal.lock().remove(&self.id);
+        }
+    }
+}
+
+/// What the calls of one connection did, for its watchdog.
+#[derive(Debug)]
+pub(crate) struct Activity {
+    /// When the connection was accepted.
+    epoch: Instant,
+    /// Calls begun and not yet finished (their response bodies not yet sent or dropped).
+    calls: AtomicUsize,
+    /// When the last call finished, in nanoseconds since `epoch` (0: none has).
+    last_end: AtomicU64,
+    /// A request came over HTTP/2.
+    http2: AtomicBool,
+}
+
+impl Activity {
+    /// The activity of a connection accepted now.
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Activity {
+            epoch: Instant::now(),
+            calls: AtomicUsize::new(0),
+            last_end: AtomicU64::new(0),
+            http2: AtomicBool::new(false),
+        })
+    }
+
+    /// Counts a call whose request head arrived with `version`, until the mark is dropped.
+    pub(crate) fn begin(self: &Arc<Self>, version: Version) -> CallMark {
+        if version == Version::HTTP_2 {
+            self.http2.store(true, Ordering::Relaxed);
+        }
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        CallMark(self.clone())
+    }
+
+    /// When the connection became idle, if it is: no call in progress, the last one finished
+    /// then (or the connection was accepted then).
+    fn idle_since(&self) -> Option<Instant> {
+        // `Acquire` pairs with the mark's `Release`: a finished call's end time is seen.
+        if self.calls.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        let nanos = self.last_end.load(Ordering::Relaxed);
+        Some(self.epoch + Duration::from_nanos(nanos))
+    }
+}
+
+/// Keeps a call counted on its connection while it lives (it rides in the response body).
+#[derive(Debug)]
+pub(crate) struct CallMark(Arc<Activity>);
+
+impl Drop for CallMark {
+    fn drop(&mut self) {
+        let activity = &self.0;
+        let nanos = u64::try_from(activity.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        activity.last_end.fetch_max(nanos, Ordering::Relaxed);
+        activity.calls.fetch_sub(1, Ordering::Release);
+    }
+}
+
+/// The watchdog's state: one tokio timer, polled only when it is due or the task's waker
+/// changed.
+struct Watchdog {
+    timeout: Duration,
+    activity: Arc<Activity>,
+    /// The waker the timer was last polled with.
+    waker: Option<Waker>,
+}
+
+pin_project_lite::pin_project! {
+    /// A connection served until it ends, the inbound stops it, or its watchdog closes it.
+    pub(crate) struct Served<C> {
+        #[pin]
+        connection: C,
+        #[pin]
+        timer: Sleep,
+        stop: StopRegistration,
+        shutting_down: bool,
+        watchdog: Option<Watchdog>,
+    }
+}
+
+impl<C> Served<C> {
+    /// Serves `connection`; with a `header_read_timeout`, closes it once it has been idle (no
+    /// call in progress) that long.
+    pub(crate) fn new(
+        connection: C,
+        stop: Arc<StopSignal>,
+        activity: Arc<Activity>,
+        header_read_timeout: Option<Duration>,
+    ) -> Self {
+        let due = header_read_timeout.map_or(activity.epoch, |t| activity.epoch + t);
+        Served {
+            connection,
+            timer: tokio::time::sleep_until(due),
+            stop: StopRegistration::new(stop),
+            shutting_down: false,
+            watchdog: header_read_timeout.map(|timeout| Watchdog {
+                timeout,
+                activity,
+                waker: None,
+            }),
+        }
+    }
+}
+
+/// What the watchdog found.
+enum Verdict {
+    /// Look again then.
+    Wait(Instant),
+    /// Idle too long.
+    Close,
+}
+
+impl Watchdog {
+    fn verdict(&self, now: Instant) -> Verdict {
+        match self.activity.idle_since() {
+            None => Verdict::Wait(now + self.timeout),
+            Some(since) if now >= since + self.timeout => Verdict::Close,
+            Some(since) => Verdict::Wait(since + self.timeout),
+        }
+    }
+}
+
+impl<C, E> Future for Served<C>
+where
+    C: GracefulConnection<Error = E>,
+{
+    type Output = Result<(), E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        if !*this.shutting_down && this.stop.check(cx.waker()) {
+            *this.shutting_down = true;
+            this.connection.as_mut().graceful_shutdown();
+        }
+        if let Some(watchdog) = this.watchdog.as_mut() {
+            if watchdog.activity.http2.load(Ordering::Relaxed) {
+                *this.watchdog = None;
+            } else if !watchdog
+                .waker
+                .as_ref()
+                .is_some_and(|w| w.will_wake(cx.waker()))
+                || Instant::now() >= this.timer.deadline()
+            {
+                // Polled once after each (re)arming, so the timer wakes this task when due.
+                while this.timer.as_mut().poll(cx).is_ready() {
+                    match watchdog.verdict(Instant::now()) {
+                        Verdict::Close => {
+                            tracing::debug!(
+                                timeout = ?watchdog.timeout,
+                                "closing an idle HTTP connection: no request head within \
+                                 the header read timeout"
+                            );
+                            return Poll::Ready(Ok(()));
+                        }
+                        Verdict::Wait(at) => this.timer.as_mut().reset(at),
+                    }
+                }
+                watchdog.waker = Some(cx.waker().clone());
+            }
+        }
+        this.connection.poll(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_since_follows_the_calls() {
+        let activity = Activity::new();
+        assert_eq!(activity.idle_since(), Some(activity.epoch));
+        let first = activity.begin(Version::HTTP_11);
+        let second = activity.begin(Version::HTTP_11);
+        tokio::time::advance(Duration::from_secs(3)).await;
+        drop(first);
+        assert_eq!(activity.idle_since(), None, "one call is still in progress");
+        tokio::time::advance(Duration::from_secs(2)).await;
+        drop(second);
+        assert_eq!(
+            activity.idle_since(),
+            Some(activity.epoch + Duration::from_secs(5))
+        );
+        assert!(!activity.http2.load(Ordering::Relaxed));
+        drop(activity.begin(Version::HTTP_2));
+        assert!(activity.http2.load(Ordering::Relaxed));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_verdict_waits_for_the_timeout_after_the_last_call() {
+        let activity = Activity::new();
+        let watchdog = Watchdog {
+            timeout: Duration::from_secs(10),
+            activity: activity.clone(),
+            waker: None,
+        };
+        let start = activity.epoch;
+        assert!(
+            matches!(watchdog.verdict(start + Duration::from_secs(4)), Verdict::Wait(at) if at == start + Duration::from_secs(10))
+        );
+        assert!(matches!(
+            watchdog.verdict(start + Duration::from_secs(10)),
+            Verdict::Close
+        ));
+        let call = activity.begin(Version::HTTP_11);
+        let now = start + Duration::from_secs(12);
+        assert!(
+            matches!(watchdog.verdict(now), Verdict::Wait(at) if at == now + Duration::from_secs(10))
+        );
+        tokio::time::advance(Duration::from_secs(7)).await;
+        drop(call);
+        assert!(
+            matches!(watchdog.verdict(start + Duration::from_secs(9)), Verdict::Wait(at) if at == start + Duration::from_secs(17))
+        );
+    }
+
+    #[test]
+    fn a_stop_wakes_registered_connections_once() {
+        let signal = StopSignal::new();
+        let woken = Arc::new(AtomicUsize::new(0));
+        struct Count(Arc<AtomicUsize>);
+        impl std::task::Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let waker = Waker::from(Arc::new(Count(woken.clone())));
+        let mut first = StopRegistration::new(signal.clone());
+        let mut second = StopRegistration::new(signal.clone());
+        assert!(!first.check(&waker));
+        assert!(!first.check(&waker), "the same waker registers once");
+        assert!(!second.check(&waker));
+        assert_eq!(signal.lock().len(), 2);
+        drop(second);
+        assert_eq!(signal.lock().len(), 1);
+        signal.stop();
+        assert_eq!(woken.load(Ordering::SeqCst), 1);
+        assert!(first.check(&waker));
+        let mut late = StopRegistration::new(signal);
+        assert!(
+            late.check(&waker),
+            "a connection accepted after the stop sees it"
+        );
+    }
+}
