@@ -51,13 +51,19 @@ struct Wildcard {
     index: usize,
 }
 
+/// The registry's name tables: foldhash instead of SipHash, because a lookup (every call) hashes
+/// a name from the wire and SipHash was most of the lookup's cost. The tables are only read after
+/// registration, so a caller choosing names cannot make them degrade (no inserts from the wire),
+/// and the seed is still random per table.
+type NameTable = HashMap<String, usize, foldhash::fast::RandomState>;
+
 /// An immutable-after-build index of procedures.
 #[derive(Clone, Default)]
 pub struct Registry {
     procedures: Vec<Arc<ProcedureSpec>>,
-    names: HashMap<String, usize>,
-    aliases: HashMap<String, usize>,
-    grpc_paths: HashMap<String, usize>,
+    names: NameTable,
+    aliases: NameTable,
+    grpc_paths: NameTable,
     wildcards: Vec<Wildcard>,
 }
 
