@@ -24,6 +24,7 @@ pub mod introspect;
 mod macro_support;
 mod meta;
 pub mod middleware;
+mod name;
 pub mod procedure;
 pub mod stream;
 pub mod transport;
@@ -32,6 +33,7 @@ pub use codec::{Codec, Encoding};
 pub use dispatcher::{CallOptions, Client, ClientConfig, Dispatcher, Inbound, Outbound};
 pub use error::{Code, Error, Fault, Result};
 pub use meta::{Headers, Request, RequestMeta, Response, ResponseMeta, Transport};
+pub use name::Name;
 pub use procedure::{IntoProcedures, Kind, Procedure, ProcedureSpec, Service};
 pub use stream::Streaming;
 

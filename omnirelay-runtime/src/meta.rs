@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::codec::Encoding;
+use crate::name::Name;
 
 /// Application headers: an ordered list of lower-case keys with byte values.
 ///
@@ -111,11 +112,11 @@ impl Transport {
 #[derive(Clone, Debug)]
 pub struct RequestMeta {
     /// The calling service's name (`unknown` when a plain client sent none).
-    pub caller: String,
+    pub caller: Name,
     /// The service the call is addressed to.
-    pub service: String,
+    pub service: Name,
     /// The procedure, e.g. `grpc.testing.TestService::UnaryCall`.
-    pub procedure: String,
+    pub procedure: Name,
     /// The body's encoding.
     pub encoding: Encoding,
     /// The transport the call came in on or goes out by.
@@ -140,9 +141,9 @@ impl RequestMeta {
     /// Metadata for calling `procedure` of `service` as `caller`, with protobuf encoding and no
     /// deadline.
     pub fn new(
-        caller: impl Into<String>,
-        service: impl Into<String>,
-        procedure: impl Into<String>,
+        caller: impl Into<Name>,
+        service: impl Into<Name>,
+        procedure: impl Into<Name>,
     ) -> Self {
         RequestMeta {
             caller: caller.into(),

@@ -232,7 +232,7 @@ async fn oneway_is_acknowledged_then_run() {
             // The acknowledgement does not wait for this.
             tokio::time::sleep(Duration::from_millis(100)).await;
             let caller = r.meta().caller.clone();
-            let _ = tx.send((caller, r.into_body())).await;
+            let _ = tx.send((caller.to_string(), r.into_body())).await;
             Ok(())
         }
     });

@@ -11,6 +11,7 @@ use super::Outbound;
 use crate::codec::{Codec, Encoding, ProtoJsonCodec};
 use crate::error::{Error, Result};
 use crate::meta::{Headers, Request, RequestMeta, Response};
+use crate::name::Name;
 use crate::stream::{Streaming, with_deadline};
 
 /// Who calls which service through which outbound; what a generated client is built from.
@@ -163,7 +164,12 @@ impl<C> Client<C> {
     }
 
     fn meta(&self, procedure: &str, options: CallOptions) -> RequestMeta {
-        let mut meta = RequestMeta::new(&*self.config.caller, &*self.config.service, procedure);
+        // The caller and service are shared with the configuration (no copy).
+        let mut meta = RequestMeta::new(
+            Name::from(self.config.caller.clone()),
+            Name::from(self.config.service.clone()),
+            procedure,
+        );
         meta.encoding = self.encoding;
         meta.transport = self.config.outbound.transport();
         meta.ttl = options.ttl;

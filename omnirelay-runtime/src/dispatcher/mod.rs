@@ -39,6 +39,7 @@ use crate::introspect::{
 };
 use crate::meta::Transport;
 use crate::middleware::{AdminEndpoint, Direction, LayeredOutbound, Middleware};
+use crate::name::Name;
 use crate::procedure::{IntoProcedures, Kind, ProcedureSpec, Registry};
 
 /// What an inbound needs from its dispatcher: the service name, the procedures, whether the
@@ -50,6 +51,8 @@ use crate::procedure::{IntoProcedures, Kind, ProcedureSpec, Registry};
 /// the dispatcher.
 pub struct InboundContext {
     service: String,
+    /// The same, shared by every call's metadata.
+    service_name: Name,
     registry: Registry,
     draining: Arc<AtomicBool>,
     state: Mutex<State>,
@@ -89,6 +92,7 @@ impl InboundContext {
             let _ = registry.register(health::health_procedure(known, draining.clone()));
         }
         InboundContext {
+            service_name: Name::from(&service),
             service,
             registry,
             draining,
@@ -210,6 +214,12 @@ impl InboundContext {
     /// The dispatcher's service name.
     pub fn service(&self) -> &str {
         &self.service
+    }
+
+    /// The dispatcher's service name as a [`Name`]: what an inbound puts in each call's
+    /// [`RequestMeta::service`](crate::RequestMeta::service) (a clone copies nothing).
+    pub fn service_name(&self) -> &Name {
+        &self.service_name
     }
 
     /// The procedures.

@@ -57,6 +57,7 @@ use super::stack::{Direction, Middleware, Target};
 use crate::codec::Encoding;
 use crate::error::{Code, Error, Fault, Result};
 use crate::meta::{Request, RequestMeta, Response, Transport};
+use crate::name::Name;
 use crate::stream::ByteStream;
 
 type Filter = Arc<dyn Fn(&RequestMeta) -> bool + Send + Sync>;
@@ -171,9 +172,9 @@ struct Shared {
 /// One call being logged: what its event says, captured before the request moves on.
 struct Call {
     shared: Arc<Shared>,
-    procedure: String,
-    service: String,
-    caller: String,
+    procedure: Name,
+    service: Name,
+    caller: Name,
     transport: Transport,
     encoding: Encoding,
     start: Instant,

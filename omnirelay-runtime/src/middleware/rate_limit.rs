@@ -62,6 +62,7 @@ use super::service::RpcService;
 use super::stack::{Middleware, ShapeWrap, Target};
 use crate::error::{Error, Result};
 use crate::meta::{Request, RequestMeta};
+use crate::name::Name;
 use crate::procedure::BoxFuture;
 
 /// A rate: how many calls per period, and how many may come at once. Re-exported from
@@ -153,7 +154,7 @@ impl RateLimitMiddleware {
 
     /// One limiter per caller (the request's `caller`), shared across procedures.
     pub fn per_caller(self) -> Self {
-        self.keyed_by(|meta| Some(meta.caller.clone()))
+        self.keyed_by(|meta| Some(meta.caller.to_string()))
     }
 
     /// The quota.
@@ -191,12 +192,12 @@ fn clamp_quota(quota: Quota) -> Quota {
 const RETAIN_EVERY: u64 = 4096;
 
 /// A keyed limiter that forgets idle keys now and then.
-struct Keyed {
-    limiter: DefaultKeyedRateLimiter<String>,
+struct Keyed<K: Clone + Eq + std::hash::Hash = String> {
+    limiter: DefaultKeyedRateLimiter<K>,
     calls: AtomicU64,
 }
 
-impl Keyed {
+impl<K: Clone + Eq + std::hash::Hash> Keyed<K> {
     fn new(quota: Quota) -> Self {
         Keyed {
             limiter: DefaultKeyedRateLimiter::keyed(quota),
@@ -204,7 +205,7 @@ impl Keyed {
         }
     }
 
-    fn check(&self, key: &String) -> std::result::Result<(), Duration> {
+    fn check(&self, key: &K) -> std::result::Result<(), Duration> {
         if self.calls.fetch_add(1, Ordering::Relaxed) % RETAIN_EVERY == RETAIN_EVERY - 1 {
             self.limiter.retain_recent();
             self.limiter.shrink_to_fit();
@@ -225,7 +226,7 @@ enum Limiter {
     /// One limiter for everything this pipeline sees.
     Direct(Arc<DefaultDirectRateLimiter>),
     /// Keyed by the request's procedure (per-procedure scope, outbound).
-    ByProcedure(Arc<Keyed>),
+    ByProcedure(Arc<Keyed<Name>>),
     /// Keyed by a selector.
     Keyed(Arc<Keyed>, KeySelector),
 }
@@ -433,7 +434,7 @@ mod tests {
     #[tokio::test]
     async fn keyed_scope_isolates_keys_and_none_exempts() {
         let m: Middleware = RateLimitMiddleware::new(two_per_minute())
-            .keyed_by(|meta| (meta.caller != "admin").then(|| meta.caller.clone()))
+            .keyed_by(|meta| (meta.caller != "admin").then(|| meta.caller.to_string()))
             .into();
         let a = m.wrap_unary(&target(Some("a")), echo());
         let b = m.wrap_unary(&target(Some("b")), echo());

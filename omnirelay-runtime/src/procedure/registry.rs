@@ -12,6 +12,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::{ProcedureSpec, grpc_path, procedure_from_grpc_path};
+use crate::name::Name;
 
 /// A name or pattern registered by two procedures.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,15 +56,20 @@ struct Wildcard {
 /// a name from the wire and SipHash was most of the lookup's cost. The tables are only read after
 /// registration, so a caller choosing names cannot make them degrade (no inserts from the wire),
 /// and the seed is still random per table.
-type NameTable = HashMap<String, usize, foldhash::fast::RandomState>;
+type NameTable<V> = HashMap<Name, V, foldhash::fast::RandomState>;
+
+/// A procedure found by name, and the name it was found by when that was an exact name or alias
+/// (shared with the registry, so a call's metadata clones it instead of copying the text).
+pub(crate) type Resolved<'a> = (&'a Arc<ProcedureSpec>, Option<&'a Name>);
 
 /// An immutable-after-build index of procedures.
 #[derive(Clone, Default)]
 pub struct Registry {
     procedures: Vec<Arc<ProcedureSpec>>,
-    names: NameTable,
-    aliases: NameTable,
-    grpc_paths: NameTable,
+    names: NameTable<usize>,
+    aliases: NameTable<usize>,
+    /// Each gRPC path with the procedure and the name (or alias) it stands for.
+    grpc_paths: NameTable<(usize, Name)>,
     wildcards: Vec<Wildcard>,
 }
 
@@ -117,8 +123,10 @@ impl Registry {
             } else {
                 &mut self.aliases
             };
-            map.insert((*name).to_owned(), index);
-            self.grpc_paths.insert(grpc_path(name), index);
+            let name = Name::from(*name);
+            self.grpc_paths
+                .insert(Name::from(grpc_path(&name)), (index, name.clone()));
+            map.insert(name, index);
         }
         // Stable sort keeps registration order among patterns with equal literal counts.
         self.wildcards
@@ -129,25 +137,38 @@ impl Registry {
 
     /// Finds the procedure serving `name`.
     pub fn lookup(&self, name: &str) -> Option<&Arc<ProcedureSpec>> {
-        let index = self
+        self.resolve(name).map(|(spec, _)| spec)
+    }
+
+    /// Finds the procedure serving `name`, with the registered name it matched exactly.
+    pub(crate) fn resolve(&self, name: &str) -> Option<Resolved<'_>> {
+        if let Some((key, &index)) = self
             .names
-            .get(name)
-            .or_else(|| self.aliases.get(name))
-            .copied()
-            .or_else(|| self.match_wildcard(name))?;
-        Some(&self.procedures[index])
+            .get_key_value(name)
+            .or_else(|| self.aliases.get_key_value(name))
+        {
+            return Some((&self.procedures[index], Some(key)));
+        }
+        let index = self.match_wildcard(name)?;
+        Some((&self.procedures[index], None))
     }
 
     /// Finds the procedure serving a gRPC path (`/pkg.Svc/Method`).
     pub fn lookup_grpc_path(&self, path: &str) -> Option<&Arc<ProcedureSpec>> {
-        if let Some(&index) = self.grpc_paths.get(path) {
-            return Some(&self.procedures[index]);
+        self.resolve_grpc_path(path).map(|(spec, _)| spec)
+    }
+
+    /// Finds the procedure serving a gRPC path, with the registered name the path stands for.
+    pub(crate) fn resolve_grpc_path(&self, path: &str) -> Option<Resolved<'_>> {
+        if let Some((index, name)) = self.grpc_paths.get(path) {
+            return Some((&self.procedures[*index], Some(name)));
         }
         if self.wildcards.is_empty() {
             return None;
         }
         let name = procedure_from_grpc_path(path)?;
-        self.match_wildcard(&name).map(|i| &self.procedures[i])
+        self.match_wildcard(&name)
+            .map(|i| (&self.procedures[i], None))
     }
 
     fn match_wildcard(&self, name: &str) -> Option<usize> {

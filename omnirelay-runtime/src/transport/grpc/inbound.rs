@@ -26,6 +26,7 @@ use crate::dispatcher::{Inbound, InboundContext};
 use crate::error::{Error, Result};
 use crate::meta::{Request, RequestMeta, Response, Transport};
 use crate::middleware::Pipeline;
+use crate::name::Name;
 use crate::procedure::{BoxFuture, ProcedureSpec, procedure_from_grpc_path};
 use crate::stream::{ByteStream, Streaming, with_deadline};
 use crate::transport::drain::{GuardedBody, InFlight};
@@ -259,7 +260,7 @@ fn route(
         ));
     }
     let path = request.uri().path();
-    let Some(spec) = context.registry().lookup_grpc_path(path) else {
+    let Some((spec, registered)) = context.registry().resolve_grpc_path(path) else {
         let name = procedure_from_grpc_path(path).unwrap_or_else(|| path.to_owned());
         return Err((
             StatusCode::OK,
@@ -269,8 +270,15 @@ fn route(
             )),
         ));
     };
-    let procedure = procedure_from_grpc_path(path).unwrap_or_else(|| spec.name().to_owned());
-    let meta = metadata::request_meta(headers, context.service(), procedure, content_encoding)
+    // The name the path stands for, shared with the registry; a wildcard match names the path's
+    // own procedure.
+    let procedure = match registered {
+        Some(name) => name.clone(),
+        None => {
+            Name::from(procedure_from_grpc_path(path).unwrap_or_else(|| spec.name().to_owned()))
+        }
+    };
+    let meta = metadata::request_meta(headers, context, procedure, content_encoding)
         .map_err(|e| (StatusCode::OK, e))?;
     if meta.service != context.service() {
         return Err((

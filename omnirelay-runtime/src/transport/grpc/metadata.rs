@@ -10,8 +10,10 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use tonic::metadata::MetadataMap;
 
 use crate::codec::Encoding;
+use crate::dispatcher::InboundContext;
 use crate::error::{Code, Error, Result};
 use crate::meta::{Headers, RequestMeta, Transport};
+use crate::name::Name;
 
 /// Base64 for `-bin` values: emits unpadded (as the gRPC spec asks), accepts either.
 const BIN: GeneralPurpose = GeneralPurpose::new(
@@ -24,6 +26,8 @@ const BIN: GeneralPurpose = GeneralPurpose::new(
 pub(crate) const RPC_CALLER: &str = "rpc-caller";
 pub(crate) const RPC_SERVICE: &str = "rpc-service";
 pub(crate) const RPC_ENCODING: &str = "rpc-encoding";
+/// The caller of a call that names none.
+const UNKNOWN_CALLER: Name = Name::from_static("unknown");
 const RPC_SHARD_KEY: &str = "rpc-shard-key";
 const RPC_ROUTING_KEY: &str = "rpc-routing-key";
 const RPC_ROUTING_DELEGATE: &str = "rpc-routing-delegate";
@@ -108,9 +112,12 @@ pub(crate) fn format_timeout(timeout: Duration) -> HeaderValue {
 }
 
 fn text(key: &str, value: &HeaderValue) -> Result<String> {
+    text_str(key, value).map(str::to_owned)
+}
+
+fn text_str<'a>(key: &str, value: &'a HeaderValue) -> Result<&'a str> {
     value
         .to_str()
-        .map(str::to_owned)
         .map_err(|_| Error::invalid_argument(format!("header {key} is not valid text")))
 }
 
@@ -118,12 +125,12 @@ fn text(key: &str, value: &HeaderValue) -> Result<String> {
 /// name is hashed or looked up; for a header sent twice the first value counts).
 pub(crate) fn request_meta(
     headers: &HeaderMap,
-    default_service: &str,
-    procedure: String,
+    context: &InboundContext,
+    procedure: Name,
     content_encoding: Encoding,
 ) -> Result<RequestMeta> {
     let mut caller = None;
-    let mut service = None;
+    let mut service: Option<String> = None;
     let mut encoding = None;
     let mut ttl = None;
     let mut shard_key = None;
@@ -134,7 +141,12 @@ pub(crate) fn request_meta(
     for (name, value) in headers {
         let key = name.as_str();
         let slot = match key {
-            RPC_CALLER => &mut caller,
+            RPC_CALLER => {
+                if caller.is_none() {
+                    caller = Some(Name::from(text_str(key, value)?));
+                }
+                continue;
+            }
             RPC_SERVICE => &mut service,
             RPC_SHARD_KEY => &mut shard_key,
             RPC_ROUTING_KEY => &mut routing_key,
@@ -173,8 +185,12 @@ pub(crate) fn request_meta(
         }
     }
     Ok(RequestMeta {
-        caller: caller.unwrap_or_else(|| "unknown".to_owned()),
-        service: service.unwrap_or_else(|| default_service.to_owned()),
+        caller: caller.map_or(UNKNOWN_CALLER, Name::from),
+        // The dispatcher's own name when the header names it or is absent: shared, not copied.
+        service: match service {
+            Some(named) if named != context.service() => Name::from(named),
+            _ => context.service_name().clone(),
+        },
         procedure,
         encoding: encoding.unwrap_or(content_encoding),
         transport: Transport::Grpc,
@@ -345,6 +361,10 @@ mod tests {
         assert_eq!(content_type_encoding(None).unwrap(), None);
     }
 
+    fn context() -> InboundContext {
+        InboundContext::new("svc", crate::procedure::Registry::new())
+    }
+
     #[test]
     fn request_meta_reads_rpc_keys_and_app_headers() {
         let mut h = HeaderMap::new();
@@ -355,7 +375,7 @@ mod tests {
         h.insert("x-trace-bin", HeaderValue::from_static("AAEC"));
         h.insert("x-plain", HeaderValue::from_static("v"));
         h.insert("te", HeaderValue::from_static("trailers"));
-        let meta = request_meta(&h, "svc", "svc::M".into(), Encoding::Proto).unwrap();
+        let meta = request_meta(&h, &context(), "svc::M".into(), Encoding::Proto).unwrap();
         assert_eq!(meta.caller, "me");
         assert_eq!(meta.service, "svc");
         assert_eq!(meta.encoding, Encoding::Json);
@@ -378,11 +398,11 @@ mod tests {
     fn bad_metadata_is_invalid_argument() {
         let mut h = HeaderMap::new();
         h.insert("rpc-encoding", HeaderValue::from_static("thrift"));
-        let err = request_meta(&h, "svc", "p".into(), Encoding::Proto).unwrap_err();
+        let err = request_meta(&h, &context(), "p".into(), Encoding::Proto).unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument);
         let mut h = HeaderMap::new();
         h.insert("x-bin", HeaderValue::from_static("!!!"));
-        let err = request_meta(&h, "svc", "p".into(), Encoding::Proto).unwrap_err();
+        let err = request_meta(&h, &context(), "p".into(), Encoding::Proto).unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument);
         let mut headers = Headers::new();
         headers.insert("x", Bytes::from_static(b"\n"));

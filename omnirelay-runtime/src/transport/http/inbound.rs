@@ -49,6 +49,7 @@ use crate::meta::{Headers, Request, RequestMeta, Response, Transport};
 use crate::middleware::{
     ADMIN_BODY_TIMEOUT, AdminEndpoint, AdminRequest, AdminResponse, MAX_ADMIN_BODY, Pipeline,
 };
+use crate::name::Name;
 use crate::procedure::{BoxFuture, Kind, ProcedureSpec};
 use crate::stream::{ByteStream, Streaming, with_deadline};
 use crate::transport::drain::{InFlight, InFlightGuard};
@@ -707,7 +708,7 @@ fn route(context: &InboundContext, scan: Scan<'_>, mode: Mode, post: bool) -> Re
             context.service()
         )));
     }
-    let Some(spec) = context.registry().lookup(procedure) else {
+    let Some((spec, registered)) = context.registry().resolve(procedure) else {
         return Err(Error::unimplemented(format!(
             "unrecognized procedure {procedure:?} for service {service:?}"
         )));
@@ -789,10 +790,12 @@ fn route(context: &InboundContext, scan: Scan<'_>, mode: Mode, post: bool) -> Re
         }),
         _ => None,
     };
+    // The service and (unless a wildcard matched) the procedure are the names the dispatcher
+    // holds: shared, not copied.
     let meta = RequestMeta {
-        caller: caller.to_owned(),
-        service: service.to_owned(),
-        procedure: procedure.to_owned(),
+        caller: Name::from(caller),
+        service: context.service_name().clone(),
+        procedure: registered.map_or_else(|| Name::from(procedure), Name::clone),
         encoding,
         transport: Transport::Http,
         ttl,
