@@ -252,8 +252,27 @@ fn table(path: &Path) -> Result<(), String> {
             summaries.push(s);
         }
         if let [ours, peer] = summaries.as_slice() {
+            // The two ran back to back in each round: their ratio per round cancels the
+            // machine's slower drifts better than the ratio of the medians.
+            let per_round: Vec<f64> = runs[&(scenario.clone(), servers[0].to_string())]
+                .rps
+                .iter()
+                .zip(&runs[&(scenario.clone(), servers[1].to_string())].rps)
+                .map(|(o, p)| o / p)
+                .filter(|r| r.is_finite())
+                .collect();
+            let spread = if per_round.is_empty() {
+                String::new()
+            } else {
+                let lo = per_round.iter().copied().fold(f64::INFINITY, f64::min);
+                let hi = per_round.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                format!(
+                    "per round {lo:.2}x-{hi:.2}x, median {:.2}x",
+                    median(per_round.clone())
+                )
+            };
             println!(
-                "| {scenario} | **OmniRelay / {}** | **{}** | | {} | {} | {} | |",
+                "| {scenario} | **OmniRelay / {}** | **{}** | {spread} | {} | {} | {} | |",
                 servers[1],
                 ratio(ours.rps, peer.rps),
                 ratio(ours.mean_us, peer.mean_us),
