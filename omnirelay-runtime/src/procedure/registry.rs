@@ -124,8 +124,15 @@ impl Registry {
                 &mut self.aliases
             };
             let name = Name::from(*name);
-            self.grpc_paths
-                .insert(Name::from(grpc_path(&name)), (index, name.clone()));
+            let path = grpc_path(&name);
+            // What a gRPC call by this path names as its procedure: the procedure the path maps
+            // back to, or the canonical name when it maps back to none (`a/b`, `::x`).
+            let called = match procedure_from_grpc_path(&path) {
+                Some(back) if back == *name => name.clone(),
+                Some(back) => Name::from(back),
+                None => Name::from(spec.name()),
+            };
+            self.grpc_paths.insert(Name::from(path), (index, called));
             map.insert(name, index);
         }
         // Stable sort keeps registration order among patterns with equal literal counts.

@@ -17,6 +17,12 @@
 //! response or event stream being written) keeps the connection open however long it takes:
 //! its own deadline bounds it. An HTTP/2 connection is watched only until its first request:
 //! HTTP/2 multiplexes and pings on its own, so idling there is the client's choice.
+//!
+//! A response hyper has taken from its body but not yet written (a large one read slowly) keeps
+//! the connection busy too: [`Watched`] counts a blocked write as a call in progress.
+//!
+//! On stop, every connection starts hyper's graceful shutdown, and an HTTP/1 connection without
+//! a call in progress is closed at once.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -159,6 +165,84 @@ impl Drop for CallMark {
     }
 }
 
+/// A connection's socket, for its watchdog: while a write is blocked (the client is not reading
+/// a response hyper has already taken from its body) the connection counts as busy, as a call
+/// does, so a large response read slowly is not cut off. Hyper's own header-read timeout never
+/// ran while a response was still being flushed.
+pub(crate) struct Watched<IO> {
+    io: IO,
+    activity: Arc<Activity>,
+    /// Held while the last write returned `Pending`.
+    blocked: Option<CallMark>,
+}
+
+impl<IO> Watched<IO> {
+    pub(crate) fn new(io: IO, activity: Arc<Activity>) -> Self {
+        Watched {
+            io,
+            activity,
+            blocked: None,
+        }
+    }
+
+    fn note<T>(&mut self, poll: Poll<T>) -> Poll<T> {
+        match poll {
+            Poll::Pending if self.blocked.is_none() => {
+                self.blocked = Some(self.activity.begin(Version::HTTP_11));
+            }
+            Poll::Ready(_) if self.blocked.is_some() => self.blocked = None,
+            _ => {}
+        }
+        poll
+    }
+}
+
+impl<IO: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Watched<IO> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+    }
+}
+
+impl<IO: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Watched<IO> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.io).poll_write(cx, buf);
+        this.note(poll)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        this.note(poll)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.io).poll_flush(cx);
+        this.note(poll)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
 /// The watchdog's state: one tokio timer, polled only when it is due or the task's waker
 /// changed.
 struct Watchdog {
@@ -177,6 +261,7 @@ pin_project_lite::pin_project! {
         timer: Sleep,
         stop: StopRegistration,
         shutting_down: bool,
+        activity: Arc<Activity>,
         watchdog: Option<Watchdog>,
     }
 }
@@ -198,9 +283,10 @@ impl<C> Served<C> {
             shutting_down: false,
             watchdog: header_read_timeout.map(|timeout| Watchdog {
                 timeout,
-                activity,
+                activity: activity.clone(),
                 waker: None,
             }),
+            activity,
         }
     }
 }
@@ -234,6 +320,16 @@ where
         if !*this.shutting_down && this.stop.check(cx.waker()) {
             *this.shutting_down = true;
             this.connection.as_mut().graceful_shutdown();
+        }
+        // Stopping, an HTTP/1 connection without a call has nothing to finish: closed now. (Hyper's
+        // graceful shutdown closes an idle keep-alive connection, but not one that sent part of
+        // a head or nothing, which would hold the stop for its whole drain timeout.) HTTP/2
+        // connections get their `GOAWAY` and close themselves.
+        if *this.shutting_down
+            && !this.activity.http2.load(Ordering::Relaxed)
+            && this.activity.idle_since().is_some()
+        {
+            return Poll::Ready(Ok(()));
         }
         if let Some(watchdog) = this.watchdog.as_mut() {
             if watchdog.activity.http2.load(Ordering::Relaxed) {

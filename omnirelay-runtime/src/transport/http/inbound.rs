@@ -33,7 +33,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message};
 
-use super::connection::{Activity, CallMark, Served, StopSignal};
+use super::connection::{Activity, CallMark, Served, StopSignal, Watched};
 use super::frame::{self, FrameType};
 use super::sse;
 use super::wire::{
@@ -291,7 +291,10 @@ async fn accept_loop(
             })
         });
         let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .serve_connection_with_upgrades(
+                TokioIo::new(Watched::new(stream, activity.clone())),
+                service,
+            )
             .into_owned();
         let connection = Served::new(
             connection,
