@@ -1,6 +1,7 @@
 //! Running a handler under a call's deadline, shared by every inbound.
 
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::task::Poll;
 use std::time::Instant;
 
@@ -21,7 +22,26 @@ pub(crate) async fn run_handler<T>(
     expired: impl FnOnce() -> Error,
 ) -> Result<T> {
     // Pinned where it is, so the (possibly large) call future is moved once, not per step.
-    let mut call = std::pin::pin!(AssertUnwindSafe(call).catch_unwind());
+    let call = std::pin::pin!(AssertUnwindSafe(call).catch_unwind());
+    run_pinned(deadline, call, expired).await
+}
+
+/// A handler call caught for panics, pinned by its caller.
+pub(crate) type Caught<F> = futures::future::CatchUnwind<AssertUnwindSafe<F>>;
+
+/// Catches panics in `call`; pin the result where it is (`std::pin::pin!`) and hand it to
+/// [`run_pinned`].
+pub(crate) fn caught<F: Future>(call: F) -> Caught<F> {
+    AssertUnwindSafe(call).catch_unwind()
+}
+
+/// [`run_handler`] for a call its caller already pinned (see [`caught`]): the call future stays
+/// where the caller put it, so a large one is not copied into this future's state.
+pub(crate) async fn run_pinned<T, F: Future<Output = Result<T>>>(
+    deadline: Option<Instant>,
+    mut call: Pin<&mut Caught<F>>,
+    expired: impl FnOnce() -> Error,
+) -> Result<T> {
     let outcome = match deadline {
         None => call.await,
         Some(deadline) if deadline <= Instant::now() => return Err(expired()),

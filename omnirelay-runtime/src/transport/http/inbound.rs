@@ -53,7 +53,7 @@ use crate::name::Name;
 use crate::procedure::{BoxFuture, Kind, ProcedureSpec};
 use crate::stream::{ByteStream, Streaming, with_deadline};
 use crate::transport::drain::{InFlight, InFlightGuard};
-use crate::transport::handler_call::run_handler;
+use crate::transport::handler_call::{caught, run_handler, run_pinned};
 use crate::transport::server_task::ServerTask;
 
 /// How much of an over-limit request body is read and thrown away, so that the client reads
@@ -1050,8 +1050,11 @@ async fn plain(
                 }
                 h.invoke_inline(Request::new(meta, body)).await
             };
-            // `run_handler` directly: one async layer less to move the call future through.
-            let outcome = run_handler(deadline, call, || expired(timeout)).await;
+            // Pinned here, in this future's state: the call future is not moved again.
+            let outcome = {
+                let call = std::pin::pin!(caught(call));
+                run_pinned(deadline, call, || expired(timeout)).await
+            };
             let mut response = match outcome {
                 Ok(response) => success(shared, response, encoding, both),
                 Err(error) if !body_read => {
