@@ -247,7 +247,6 @@ impl<IO: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Watched<IO> {
 /// changed.
 struct Watchdog {
     timeout: Duration,
-    activity: Arc<Activity>,
     /// The waker the timer was last polled with.
     waker: Option<Waker>,
 }
@@ -283,7 +282,6 @@ impl<C> Served<C> {
             shutting_down: false,
             watchdog: header_read_timeout.map(|timeout| Watchdog {
                 timeout,
-                activity: activity.clone(),
                 waker: None,
             }),
             activity,
@@ -300,8 +298,8 @@ enum Verdict {
 }
 
 impl Watchdog {
-    fn verdict(&self, now: Instant) -> Verdict {
-        match self.activity.idle_since() {
+    fn verdict(&self, activity: &Activity, now: Instant) -> Verdict {
+        match activity.idle_since() {
             None => Verdict::Wait(now + self.timeout),
             Some(since) if now >= since + self.timeout => Verdict::Close,
             Some(since) => Verdict::Wait(since + self.timeout),
@@ -332,7 +330,7 @@ where
             return Poll::Ready(Ok(()));
         }
         if let Some(watchdog) = this.watchdog.as_mut() {
-            if watchdog.activity.http2.load(Ordering::Relaxed) {
+            if this.activity.http2.load(Ordering::Relaxed) {
                 *this.watchdog = None;
             } else if !watchdog
                 .waker
@@ -342,7 +340,7 @@ where
             {
                 // Polled once after each (re)arming, so the timer wakes this task when due.
                 while this.timer.as_mut().poll(cx).is_ready() {
-                    match watchdog.verdict(Instant::now()) {
+                    match watchdog.verdict(this.activity, Instant::now()) {
                         Verdict::Close => {
                             tracing::debug!(
                                 timeout = ?watchdog.timeout,
@@ -390,26 +388,25 @@ mod tests {
         let activity = Activity::new();
         let watchdog = Watchdog {
             timeout: Duration::from_secs(10),
-            activity: activity.clone(),
             waker: None,
         };
         let start = activity.epoch;
         assert!(
-            matches!(watchdog.verdict(start + Duration::from_secs(4)), Verdict::Wait(at) if at == start + Duration::from_secs(10))
+            matches!(watchdog.verdict(&activity, start + Duration::from_secs(4)), Verdict::Wait(at) if at == start + Duration::from_secs(10))
         );
         assert!(matches!(
-            watchdog.verdict(start + Duration::from_secs(10)),
+            watchdog.verdict(&activity, start + Duration::from_secs(10)),
             Verdict::Close
         ));
         let call = activity.begin(Version::HTTP_11);
         let now = start + Duration::from_secs(12);
         assert!(
-            matches!(watchdog.verdict(now), Verdict::Wait(at) if at == now + Duration::from_secs(10))
+            matches!(watchdog.verdict(&activity, now), Verdict::Wait(at) if at == now + Duration::from_secs(10))
         );
         tokio::time::advance(Duration::from_secs(7)).await;
         drop(call);
         assert!(
-            matches!(watchdog.verdict(start + Duration::from_secs(9)), Verdict::Wait(at) if at == start + Duration::from_secs(17))
+            matches!(watchdog.verdict(&activity, start + Duration::from_secs(9)), Verdict::Wait(at) if at == start + Duration::from_secs(17))
         );
     }
 
