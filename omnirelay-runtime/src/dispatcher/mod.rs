@@ -50,9 +50,8 @@ use crate::procedure::{IntoProcedures, Kind, ProcedureSpec, Registry};
 /// so an inbound can answer `/omnirelay/introspect` and `/readyz` without a reference back to
 /// the dispatcher.
 pub struct InboundContext {
-    service: String,
-    /// The same, shared by every call's metadata.
-    service_name: Name,
+    /// The service name, shared by every call's metadata.
+    service: Name,
     registry: Registry,
     draining: Arc<AtomicBool>,
     state: Mutex<State>,
@@ -92,8 +91,7 @@ impl InboundContext {
             let _ = registry.register(health::health_procedure(known, draining.clone()));
         }
         InboundContext {
-            service_name: Name::from(&service),
-            service,
+            service: Name::from(service),
             registry,
             draining,
             state: Mutex::new(State {
@@ -163,7 +161,7 @@ impl InboundContext {
             .collect();
         outbounds.sort_by(|a, b| a.service.cmp(&b.service));
         Introspection {
-            service: self.service.clone(),
+            service: self.service.to_string(),
             status: status.as_str().to_owned(),
             procedures,
             inbounds: addrs
@@ -219,7 +217,7 @@ impl InboundContext {
     /// The dispatcher's service name as a [`Name`]: what an inbound puts in each call's
     /// [`RequestMeta::service`](crate::RequestMeta::service) (a clone copies nothing).
     pub fn service_name(&self) -> &Name {
-        &self.service_name
+        &self.service
     }
 
     /// The procedures.

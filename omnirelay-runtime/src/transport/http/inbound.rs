@@ -75,7 +75,8 @@ const CLOSE_WAIT: Duration = Duration::from_secs(1);
 ///
 /// Defaults: request headers up to [`DEFAULT_MAX_HEADER_BYTES`], bodies up to
 /// [`DEFAULT_MAX_BODY_BYTES`], streamed messages up to [`DEFAULT_MAX_FRAME_BYTES`], a 30 s
-/// [header read timeout](HttpInbound::header_read_timeout), and a 10 s drain timeout on stop. See the [module docs](super) for the wire protocol.
+/// [header read timeout](HttpInbound::header_read_timeout), and a 10 s drain timeout on stop.
+/// See the [module docs](super) for the wire protocol.
 #[derive(Debug)]
 pub struct HttpInbound {
     config: Arc<Config>,
