@@ -62,12 +62,15 @@ pub type DuplexService = RpcService<Request<ByteStream>, Response<ByteStream>>;
 /// reference; as a tower service its future is a [`BoxFuture`], as from `invoke`.
 pub struct RpcService<Req, Resp> {
     inner: Arc<dyn Call<Req, Resp>>,
+    /// The innermost service (a handler or an outbound), whose future is already boxed.
+    leaf: bool,
 }
 
 impl<Req, Resp> Clone for RpcService<Req, Resp> {
     fn clone(&self) -> Self {
         RpcService {
             inner: self.inner.clone(),
+            leaf: self.leaf,
         }
     }
 }
@@ -103,6 +106,7 @@ where
     {
         RpcService {
             inner: Arc::new(Erased(service)),
+            leaf: false,
         }
     }
 
@@ -144,6 +148,14 @@ where
         self.inner.call_inline(request)
     }
 
+    /// Whether this is the innermost service (no middleware around it), whose
+    /// [`RpcService::invoke`] future is the box the handler or outbound made, adding nothing. A
+    /// transport then awaits that box as it is rather than through [`RpcService::invoke_inline`]'s
+    /// larger inline future, which it would move.
+    pub(crate) fn is_leaf(&self) -> bool {
+        self.leaf
+    }
+
     /// A service calling `f`, whose future is already boxed (a handler's or an outbound's):
     /// the innermost service of a pipeline, which adds no allocation of its own.
     fn leaf<F>(f: F) -> Self
@@ -152,6 +164,7 @@ where
     {
         RpcService {
             inner: Arc::new(Leaf(f)),
+            leaf: true,
         }
     }
 }

@@ -818,62 +818,122 @@ fn route(context: &InboundContext, scan: Scan<'_>, mode: Mode, post: bool) -> Re
     })
 }
 
-async fn handle(shared: Arc<Shared>, request: http::Request<Incoming>) -> http::Response<Body> {
-    if let Some(endpoint) = shared.context.endpoint(request.uri().path()) {
-        return admin(endpoint.clone(), request).await;
-    }
-    if matches!(*request.method(), Method::GET | Method::HEAD) {
-        match request.uri().path() {
-            "/omnirelay/introspect" => {
-                return json_response(StatusCode::OK, &shared.context.introspect());
-            }
-            "/healthz" => return health(&shared, false),
-            "/readyz" => return health(&shared, true),
-            _ => {}
+/// Serves one request. A unary call is served inline, in this future's own state, pinned where
+/// hyper put it: the request, its routed metadata and the handler's future are not moved again.
+/// The rarer paths (administrative endpoints, oneway, SSE) are boxed, one allocation each, so
+/// that their larger states do not grow the future every unary call moves into hyper.
+///
+/// Written as a function returning an `async move` block rather than as an `async fn`: an
+/// `async fn` copies its arguments into locals when it starts, and the request is 264 bytes.
+#[allow(clippy::manual_async_fn)]
+fn handle(
+    shared: Arc<Shared>,
+    mut request: http::Request<Incoming>,
+) -> impl Future<Output = http::Response<Body>> + Send {
+    async move {
+        if let Some(endpoint) = shared.context.endpoint(request.uri().path()) {
+            return Box::pin(admin(endpoint.clone(), request)).await;
         }
-    }
-    // Counted before the drain check, so a stop that saw no call in flight sees none start.
-    let guard = shared.in_flight.enter();
-    let version = request.version();
-    if shared.is_draining() {
-        let error = Error::unavailable(format!(
-            "service {:?} is draining: retry on another peer",
-            shared.context.service()
-        ));
-        let mut response = error_response(&shared, &error, false);
+        if matches!(*request.method(), Method::GET | Method::HEAD) {
+            match request.uri().path() {
+                "/omnirelay/introspect" => {
+                    return json_response(StatusCode::OK, &shared.context.introspect());
+                }
+                "/healthz" => return health(&shared, false),
+                "/readyz" => return health(&shared, true),
+                _ => {}
+            }
+        }
+        // Counted before the drain check, so a stop that saw no call in flight sees none start.
+        let guard = shared.in_flight.enter();
+        let version = request.version();
+        if shared.is_draining() {
+            return draining(&shared, version);
+        }
+        let scan = Scan::of(request.headers());
+        let both = scan.both();
+        if scan.bytes > shared.config.max_header_bytes {
+            let error = too_large(
+                "request headers",
+                scan.bytes,
+                shared.config.max_header_bytes,
+            );
+            return close_after(error_response(&shared, &error, both), version);
+        }
+        let limit = BodyLimit {
+            max: shared.config.max_body_bytes,
+            expect_continue: scan.expect_continue(),
+        };
+        let method = request.method();
+        let post = method == Method::POST;
+        let mode = match classify(method, &scan) {
+            Ok(mode) => mode,
+            Err(error) => return error_response(&shared, &error, both),
+        };
+        let routed = match route(&shared.context, scan, mode, post) {
+            Ok(routed) => routed,
+            Err(error) => return error_response(&shared, &error, both),
+        };
+        let h = match (routed.mode, routed.spec.pipeline()) {
+            (Mode::Plain, Pipeline::Unary(h)) => h,
+            (Mode::Plain, _) => {
+                return Box::pin(oneway(&shared, routed, request, limit, both, guard)).await;
+            }
+            (Mode::Sse, _) => {
+                return Box::pin(server_stream(&shared, routed, request, limit, both, guard)).await;
+            }
+            (Mode::WebSocket, _) => return websocket(&shared, routed, request, both, guard),
+        };
+        // A unary call. One deadline (one `run_pinned`) covers reading the body and the handler.
+        let deadline = routed.meta.deadline;
+        let encoding = routed.meta.encoding;
+        let timeout = routed.timeout.as_ref();
+        let mut body_read = false;
+        let call = async {
+            let body = read_body(request.body_mut(), limit).await?;
+            body_read = true;
+            // As before the handler had a deadline of its own: a call whose deadline passed
+            // while its body was read does not start its handler.
+            if deadline.is_some_and(|d| d <= Instant::now()) {
+                return Err(expired(timeout));
+            }
+            let request = Request::new(routed.meta, body);
+            // Without middleware, the handler's own box is awaited as it is (see `is_leaf`).
+            if h.is_leaf() {
+                h.invoke(request).await
+            } else {
+                h.invoke_inline(request).await
+            }
+        };
+        let outcome = {
+            let call = std::pin::pin!(caught(call));
+            run_pinned(deadline, call, || expired(timeout)).await
+        };
+        let mut response = match outcome {
+            Ok(response) => success(&shared, response, encoding, both),
+            // The body may be partly read: the connection cannot carry another request.
+            Err(error) if !body_read => {
+                return close_after(error_response(&shared, &error, both), version);
+            }
+            Err(error) => error_response(&shared, &error, both),
+        };
+        // Counted until the answer is written, not only until it is ready.
+        response.body_mut()._guard = Some(guard);
         response
-            .headers_mut()
-            .insert(RETRY_AFTER, HeaderValue::from_static("1"));
-        return close_after(response, version);
     }
-    let scan = Scan::of(request.headers());
-    let both = scan.both();
-    if scan.bytes > shared.config.max_header_bytes {
-        let error = too_large(
-            "request headers",
-            scan.bytes,
-            shared.config.max_header_bytes,
-        );
-        return close_after(error_response(&shared, &error, both), version);
-    }
-    let expect_continue = scan.expect_continue();
-    let method = request.method();
-    let post = method == Method::POST;
-    let routed = classify(method, &scan).and_then(|mode| route(&shared.context, scan, mode, post));
-    let call = match routed {
-        Ok(routed) => routed,
-        Err(error) => return error_response(&shared, &error, both),
-    };
-    let body = BodyRead {
-        request,
-        limit: shared.config.max_body_bytes,
-        expect_continue,
-    };
-    match call.mode {
-        Mode::Plain => plain(&shared, call, body, both, guard).await,
-        Mode::Sse => server_stream(&shared, call, body, both, guard).await,
-        Mode::WebSocket => websocket(&shared, call, body.request, both, guard),
-    }
+}
+
+/// The answer to a call that arrives while the inbound drains.
+fn draining(shared: &Shared, version: Version) -> http::Response<Body> {
+    let error = Error::unavailable(format!(
+        "service {:?} is draining: retry on another peer",
+        shared.context.service()
+    ));
+    let mut response = error_response(shared, &error, false);
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    close_after(response, version)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -923,25 +983,24 @@ async fn run<T>(
     run_handler(deadline, call, || expired(timeout)).await
 }
 
-/// A request whose body is still to be read, and how to read it.
-struct BodyRead {
-    request: http::Request<Incoming>,
-    limit: usize,
-    /// The client sent `Expect: 100-continue`.
+/// How a request body is read: its size limit, and whether the client waits for
+/// `100 Continue` (and so has not sent the body).
+#[derive(Clone, Copy)]
+struct BodyLimit {
+    max: usize,
     expect_continue: bool,
 }
 
-/// Reads a request body up to `limit` bytes. Over the limit, the rest is read and dropped (up
-/// to a budget) so the client can read the answer, unless the client waits for `100 Continue`
-/// and so has not sent the body.
-async fn read_body(read: BodyRead) -> Result<Bytes> {
-    let BodyRead {
-        request,
-        limit,
+/// Reads a request body up to `limit.max` bytes. Over the limit, the rest is read and dropped
+/// (up to a budget) so the client can read the answer, unless the client waits for
+/// `100 Continue` and so has not sent the body. The body is borrowed, so the request stays where
+/// it is.
+async fn read_body(body: &mut Incoming, limit: BodyLimit) -> Result<Bytes> {
+    let BodyLimit {
+        max: limit,
         expect_continue,
-    } = read;
-    let mut body = request.into_body();
-    let declared = http_body::Body::size_hint(&body).exact();
+    } = limit;
+    let declared = http_body::Body::size_hint(body).exact();
     if let Some(len) = declared
         && len > limit as u64
     {
@@ -985,7 +1044,7 @@ async fn read_body(read: BodyRead) -> Result<Bytes> {
     Ok(joined.map(BytesMut::freeze).or(first).unwrap_or_default())
 }
 
-async fn drain(mut body: Incoming) {
+async fn drain(body: &mut Incoming) {
     let _ = tokio::time::timeout(DRAIN_TIME, async {
         let mut read = 0usize;
         while let Some(Ok(frame)) = body.frame().await {
@@ -1020,10 +1079,13 @@ fn success(
     response(StatusCode::OK, headers, Body::full(body))
 }
 
-async fn plain(
+/// A oneway call: the body is read under the call's deadline, the handler runs on a task of its
+/// own, and the answer goes out at once.
+async fn oneway(
     shared: &Shared,
     call: Routed,
-    body: BodyRead,
+    mut request: http::Request<Incoming>,
+    limit: BodyLimit,
     both: bool,
     guard: InFlightGuard,
 ) -> http::Response<Body> {
@@ -1033,70 +1095,36 @@ async fn plain(
         timeout,
         ..
     } = call;
-    let version = body.request.version();
+    let Pipeline::Oneway(h) = spec.pipeline() else {
+        let error = Error::internal("routed a streaming procedure as unary");
+        return error_response(shared, &error, both);
+    };
+    let version = request.version();
     let deadline = meta.deadline;
-    let encoding = meta.encoding;
-    match spec.pipeline() {
-        Pipeline::Unary(h) => {
-            // One deadline (one `run`) around reading the body and the handler.
-            let mut body_read = false;
-            let timeout = timeout.as_ref();
-            let call = async {
-                let body = read_body(body).await?;
-                body_read = true;
-                // As before the handler had a deadline of its own: a call whose deadline passed
-                // while its body was read does not start its handler.
-                if deadline.is_some_and(|d| d <= Instant::now()) {
-                    return Err(expired(timeout));
-                }
-                h.invoke_inline(Request::new(meta, body)).await
-            };
-            // Pinned here, in this future's state: the call future is not moved again.
-            let outcome = {
-                let call = std::pin::pin!(caught(call));
-                run_pinned(deadline, call, || expired(timeout)).await
-            };
-            let mut response = match outcome {
-                Ok(response) => success(shared, response, encoding, both),
-                Err(error) if !body_read => {
-                    return close_after(error_response(shared, &error, both), version);
-                }
-                Err(error) => error_response(shared, &error, both),
-            };
-            // Counted until the answer is written, not only until it is ready.
-            response.body_mut()._guard = Some(guard);
-            response
+    let read = read_body(request.body_mut(), limit);
+    let body = match run(deadline, timeout.as_ref(), read).await {
+        Ok(body) => body,
+        Err(error) => return close_after(error_response(shared, &error, both), version),
+    };
+    let procedure = meta.procedure.clone();
+    let call = h.invoke_inline(Request::new(meta, body));
+    tokio::spawn(async move {
+        let _guard = guard;
+        if let Err(err) = run(None, None, call).await {
+            tracing::warn!(%procedure, error = %err, "oneway handler failed");
         }
-        Pipeline::Oneway(h) => {
-            let body = match run(deadline, timeout.as_ref(), read_body(body)).await {
-                Ok(body) => body,
-                Err(error) => return close_after(error_response(shared, &error, both), version),
-            };
-            let procedure = meta.procedure.clone();
-            let call = h.invoke_inline(Request::new(meta, body));
-            tokio::spawn(async move {
-                let _guard = guard;
-                if let Err(err) = run(None, None, call).await {
-                    tracing::warn!(%procedure, error = %err, "oneway handler failed");
-                }
-            });
-            let mut headers = HeaderMap::with_capacity(2);
-            headers.insert(RPC_STATUS, wire::SUCCESS);
-            headers.insert(RPC_SERVICE, shared.service.clone());
-            response(StatusCode::OK, headers, Body::empty())
-        }
-        _ => error_response(
-            shared,
-            &Error::internal("routed a streaming procedure as unary"),
-            both,
-        ),
-    }
+    });
+    let mut headers = HeaderMap::with_capacity(2);
+    headers.insert(RPC_STATUS, wire::SUCCESS);
+    headers.insert(RPC_SERVICE, shared.service.clone());
+    response(StatusCode::OK, headers, Body::empty())
 }
 
 async fn server_stream(
     shared: &Shared,
     call: Routed,
-    body: BodyRead,
+    mut request: http::Request<Incoming>,
+    limit: BodyLimit,
     both: bool,
     guard: InFlightGuard,
 ) -> http::Response<Body> {
@@ -1110,10 +1138,11 @@ async fn server_stream(
         let error = Error::internal("routed a procedure that is not a server stream as SSE");
         return error_response(shared, &error, both);
     };
-    let version = body.request.version();
+    let version = request.version();
     let deadline = meta.deadline;
     let encoding = meta.encoding;
-    let body = match run(deadline, timeout.as_ref(), read_body(body)).await {
+    let read = read_body(request.body_mut(), limit);
+    let body = match run(deadline, timeout.as_ref(), read).await {
         Ok(body) => body,
         Err(error) => return close_after(error_response(shared, &error, both), version),
     };
