@@ -26,6 +26,25 @@ pub(crate) async fn run_handler<T>(
     run_pinned(deadline, call, expired).await
 }
 
+/// Awaits a unary pipeline's call from inside a transport's future. Without middleware the
+/// handler's own box is awaited as it is (see `RpcService::is_leaf`); otherwise the outermost
+/// middleware's future, inline ([`RpcService::invoke_inline`]). A macro, not a function, so that
+/// the future is awaited where the caller pinned its state, not moved into another one.
+///
+/// [`RpcService::invoke_inline`]: crate::middleware::RpcService::invoke_inline
+macro_rules! invoke_pipeline {
+    ($service:expr, $request:expr) => {{
+        let service = $service;
+        let request = $request;
+        if service.is_leaf() {
+            service.invoke(request).await
+        } else {
+            service.invoke_inline(request).await
+        }
+    }};
+}
+pub(crate) use invoke_pipeline;
+
 /// A handler call caught for panics, pinned by its caller.
 pub(crate) type Caught<F> = futures::future::CatchUnwind<AssertUnwindSafe<F>>;
 

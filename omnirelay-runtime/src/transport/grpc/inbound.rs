@@ -29,8 +29,8 @@ use crate::middleware::Pipeline;
 use crate::name::Name;
 use crate::procedure::{BoxFuture, ProcedureSpec, procedure_from_grpc_path};
 use crate::stream::{ByteStream, Streaming, with_deadline};
-use crate::transport::drain::{GuardedBody, InFlight};
-use crate::transport::handler_call::run_handler;
+use crate::transport::drain::{GuardedBody, InFlight, InFlightGuard};
+use crate::transport::handler_call::{caught, invoke_pipeline, run_handler, run_pinned};
 use crate::transport::server_task::ServerTask;
 
 /// Serves a dispatcher's procedures over gRPC (h2c).
@@ -158,13 +158,15 @@ async fn accept_loop(
         let _ = stream.set_nodelay(true);
         let (context, config, drain) = (context.clone(), config.clone(), drain.clone());
         let service = hyper::service::service_fn(move |request| {
-            let (context, config, drain) = (context.clone(), config.clone(), drain.clone());
             // Boxed: hyper spawns a task per HTTP/2 stream, and a call's future is several KiB;
             // a task holding a pointer is moved cheaply, where the future itself would be copied
             // into the task and again on each move.
-            Box::pin(async move {
-                Ok::<_, Infallible>(counted(&context, &config, &drain, request).await)
-            })
+            Box::pin(serve(
+                context.clone(),
+                config.clone(),
+                drain.clone(),
+                request,
+            ))
         });
         let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         connections.spawn(async move {
@@ -201,28 +203,57 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 
 /// Serves one call, counted as in flight until its response body has been sent; while the
 /// inbound drains, answers `unavailable` instead.
-async fn counted(
-    context: &InboundContext,
-    config: &Arc<Config>,
-    drain: &Drain,
+///
+/// A function returning an `async move` block rather than an `async fn`: an `async fn` copies
+/// its arguments into locals when it starts, and the request is 264 bytes.
+#[allow(clippy::manual_async_fn)]
+fn serve(
+    context: Arc<InboundContext>,
+    config: Arc<Config>,
+    drain: Arc<Drain>,
     request: http::Request<Incoming>,
-) -> http::Response<Body> {
-    // Counted before the drain check, so a stop that saw no call in flight sees none start.
-    let guard = drain.in_flight.enter();
-    if context.is_draining() || drain.stopping.load(Ordering::Acquire) {
-        let mut status = to_status(Error::unavailable(format!(
-            "service {:?} is draining: retry on another peer",
-            context.service()
-        )));
-        status.metadata_mut().insert(
-            "retry-after",
-            tonic::metadata::MetadataValue::from_static("1"),
-        );
-        return status.into_http::<Body>();
+) -> impl Future<Output = Result<http::Response<Body>, Infallible>> + Send {
+    async move {
+        // Counted before the drain check, so a stop that saw no call in flight sees none start.
+        let guard = drain.in_flight.enter();
+        if context.is_draining() || drain.stopping.load(Ordering::Acquire) {
+            let mut status = to_status(Error::unavailable(format!(
+                "service {:?} is draining: retry on another peer",
+                context.service()
+            )));
+            status.metadata_mut().insert(
+                "retry-after",
+                tonic::metadata::MetadataValue::from_static("1"),
+            );
+            return Ok(status.into_http::<Body>());
+        }
+        let routed = match route(&context, &request) {
+            Ok(routed) => routed,
+            Err((status, error)) => return Ok(guarded(error_response(status, error), guard)),
+        };
+        let json = routed.meta.encoding == crate::codec::Encoding::Json;
+        let mut grpc =
+            tonic::server::Grpc::new(BytesCodec).max_decoding_message_size(config.max_recv);
+        let max_send = config.max_send;
+        let mut call = Some(routed);
+        let service = tower::service_fn(move |request: tonic::Request<tonic::Streaming<Bytes>>| {
+            dispatch(call.take(), max_send, request.into_inner())
+        });
+        let mut response = grpc.streaming(service, request).await;
+        // tonic labels every response `application/grpc` (protobuf); JSON bodies say so.
+        if json {
+            response.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/grpc+json"),
+            );
+        }
+        Ok(guarded(response, guard))
     }
-    handle(context, config, request)
-        .await
-        .map(|body| Body::new(GuardedBody::new(body, guard)))
+}
+
+/// The response with its body counted as in flight until it has been sent.
+fn guarded(response: http::Response<Body>, guard: InFlightGuard) -> http::Response<Body> {
+    response.map(|body| Body::new(GuardedBody::new(body, guard)))
 }
 
 /// A trailers-only gRPC error response.
@@ -232,10 +263,16 @@ fn error_response(status: StatusCode, error: Error) -> http::Response<Body> {
     response
 }
 
+/// A routed call: its procedure and its metadata.
+struct Routed {
+    spec: Arc<ProcedureSpec>,
+    meta: RequestMeta,
+}
+
 fn route(
     context: &InboundContext,
     request: &http::Request<Incoming>,
-) -> Result<(Arc<ProcedureSpec>, RequestMeta), (StatusCode, Error)> {
+) -> std::result::Result<Routed, (StatusCode, Error)> {
     let headers = request.headers();
     let content_encoding = match content_type_encoding(headers.get(http::header::CONTENT_TYPE)) {
         Ok(Some(encoding)) => encoding,
@@ -302,50 +339,17 @@ fn route(
             )),
         ));
     }
-    Ok((spec.clone(), meta))
-}
-
-async fn handle(
-    context: &InboundContext,
-    config: &Arc<Config>,
-    request: http::Request<Incoming>,
-) -> http::Response<Body> {
-    let (spec, meta) = match route(context, &request) {
-        Ok(routed) => routed,
-        Err((status, error)) => return error_response(status, error),
-    };
-    let json = meta.encoding == crate::codec::Encoding::Json;
-    let mut grpc = tonic::server::Grpc::new(BytesCodec).max_decoding_message_size(config.max_recv);
-    let mut call = Some((spec, meta, config.clone()));
-    let service = tower::service_fn(move |request: tonic::Request<tonic::Streaming<Bytes>>| {
-        let call = call.take();
-        async move {
-            let (spec, meta, config) =
-                call.ok_or_else(|| tonic::Status::internal("gRPC call dispatched twice"))?;
-            dispatch(&spec, meta, &config, request.into_inner())
-                .await
-                .map_err(to_status)
-        }
-    });
-    let mut response = grpc.streaming(service, request).await;
-    // tonic labels every response `application/grpc` (protobuf); JSON bodies say so.
-    if json {
-        response.headers_mut().insert(
-            http::header::CONTENT_TYPE,
-            http::HeaderValue::from_static("application/grpc+json"),
-        );
-    }
-    response
+    Ok(Routed {
+        spec: spec.clone(),
+        meta,
+    })
 }
 
 type WireStream = std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, tonic::Status>> + Send>>;
 
 /// Runs a handler future under the call's deadline (see [`run_handler`]).
 async fn run<T>(deadline: Option<Instant>, call: impl Future<Output = Result<T>>) -> Result<T> {
-    run_handler(deadline, call, || {
-        Error::deadline_exceeded("the handler passed the call's deadline")
-    })
-    .await
+    run_handler(deadline, call, expired).await
 }
 
 async fn first_message(requests: &mut ByteStream) -> Result<Bytes> {
@@ -371,23 +375,56 @@ fn inbound_stream(stream: tonic::Streaming<Bytes>) -> ByteStream {
     }))
 }
 
-async fn dispatch(
-    spec: &ProcedureSpec,
-    meta: RequestMeta,
-    config: &Config,
+/// The error of a call that passed its deadline.
+fn expired() -> Error {
+    Error::deadline_exceeded("the handler passed the call's deadline")
+}
+
+/// Calls the routed procedure. A unary call runs inline in this future, its handler's future
+/// pinned where it is; the other shapes are boxed (one allocation), so that their larger states
+/// do not grow every unary call's future. `None` is a second dispatch of one call, which tonic
+/// does not make.
+#[allow(clippy::manual_async_fn)]
+fn dispatch(
+    call: Option<Routed>,
+    max_send: usize,
     body: tonic::Streaming<Bytes>,
+) -> impl Future<Output = Result<tonic::Response<WireStream>, tonic::Status>> + Send {
+    async move {
+        let Some(call) = call else {
+            return Err(tonic::Status::internal("gRPC call dispatched twice"));
+        };
+        let deadline = call.meta.deadline;
+        let mut requests = inbound_stream(body);
+        let Pipeline::Unary(h) = call.spec.pipeline() else {
+            return Box::pin(dispatch_other(call, requests, max_send))
+                .await
+                .map_err(to_status);
+        };
+        let unary = async {
+            let body = first_message(&mut requests).await?;
+            invoke_pipeline!(h, Request::new(call.meta, body))
+        };
+        let outcome = {
+            let unary = std::pin::pin!(caught(unary));
+            run_pinned(deadline, unary, expired).await
+        };
+        outcome
+            .and_then(|response| single_response(response, max_send))
+            .map_err(to_status)
+    }
+}
+
+/// Calls a procedure that is not unary.
+async fn dispatch_other(
+    call: Routed,
+    mut requests: ByteStream,
+    max_send: usize,
 ) -> Result<tonic::Response<WireStream>> {
+    let Routed { spec, meta } = call;
     let deadline = meta.deadline;
-    let mut requests = inbound_stream(body);
     match spec.pipeline() {
-        Pipeline::Unary(h) => {
-            let response = run(deadline, async {
-                let body = first_message(&mut requests).await?;
-                h.invoke_inline(Request::new(meta, body)).await
-            })
-            .await?;
-            single_response(response, config.max_send)
-        }
+        Pipeline::Unary(_) => Err(Error::internal("routed a unary procedure as streaming")),
         Pipeline::Oneway(h) => {
             let body = run(deadline, first_message(&mut requests)).await?;
             let procedure = meta.procedure.clone();
@@ -397,7 +434,7 @@ async fn dispatch(
                     tracing::warn!(%procedure, error = %err, "oneway handler failed");
                 }
             });
-            single_response(Response::new(Bytes::new()), config.max_send)
+            single_response(Response::new(Bytes::new()), max_send)
         }
         Pipeline::ServerStream(h) => {
             let response = run(deadline, async {
@@ -405,15 +442,15 @@ async fn dispatch(
                 h.invoke_inline(Request::new(meta, body)).await
             })
             .await?;
-            stream_response(response, deadline, config.max_send)
+            stream_response(response, deadline, max_send)
         }
         Pipeline::ClientStream(h) => {
             let response = run(deadline, h.invoke_inline(Request::new(meta, requests))).await?;
-            single_response(response, config.max_send)
+            single_response(response, max_send)
         }
         Pipeline::Duplex(h) => {
             let response = run(deadline, h.invoke_inline(Request::new(meta, requests))).await?;
-            stream_response(response, deadline, config.max_send)
+            stream_response(response, deadline, max_send)
         }
     }
 }

@@ -53,7 +53,7 @@ use crate::name::Name;
 use crate::procedure::{BoxFuture, Kind, ProcedureSpec};
 use crate::stream::{ByteStream, Streaming, with_deadline};
 use crate::transport::drain::{InFlight, InFlightGuard};
-use crate::transport::handler_call::{caught, run_handler, run_pinned};
+use crate::transport::handler_call::{caught, invoke_pipeline, run_handler, run_pinned};
 use crate::transport::server_task::ServerTask;
 
 /// How much of an over-limit request body is read and thrown away, so that the client reads
@@ -897,13 +897,7 @@ fn handle(
             if deadline.is_some_and(|d| d <= Instant::now()) {
                 return Err(expired(timeout));
             }
-            let request = Request::new(routed.meta, body);
-            // Without middleware, the handler's own box is awaited as it is (see `is_leaf`).
-            if h.is_leaf() {
-                h.invoke(request).await
-            } else {
-                h.invoke_inline(request).await
-            }
+            invoke_pipeline!(h, Request::new(routed.meta, body))
         };
         let outcome = {
             let call = std::pin::pin!(caught(call));
