@@ -7,9 +7,11 @@
 #
 # IMPL: omnirelay-grpc | tonic | omnirelay-http | axum. CALL: EmptyCall | UnaryCall100B (gRPC)
 # or echo100B (HTTP; the default for the HTTP servers). N: calls (default 2000), made with
-# h2load at -c1 -m1 after 200 warm-up calls. Builds `--profile profiling` (release plus line
-# tables; honours CARGO_TARGET_DIR) and installs valgrind with apt-get when missing. Output goes
-# to $PROFILE_OUT (default: <target dir>/profile/).
+# h2load at -c1 -m1 after 200 warm-up calls; PROFILE_C and PROFILE_M set other connection and
+# stream counts (`PROFILE_C=64 benches/profile.sh callgrind axum echo100B 20000`). Builds
+# `--profile profiling` (release plus line tables; honours CARGO_TARGET_DIR) and installs
+# valgrind with apt-get when missing. Output goes to $PROFILE_OUT (default: <target
+# dir>/profile/). PROFILE_PORT sets the port (default 28079).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -68,7 +70,7 @@ grep -q '^listening' "$OUT/$TAG.stdout" || { echo "server did not start" >&2; ex
 
 timeout 300 h2load -n "$WARM" -c 1 -m 1 -t 1 "${LOAD[@]}" >/dev/null
 [[ $TOOL == callgrind ]] && callgrind_control -i on "$PID" >/dev/null 2>&1
-timeout 600 h2load -n "$N" -c 1 -m 1 -t 1 "${LOAD[@]}" >"$OUT/$TAG.h2load.txt"
+timeout 600 h2load -n "$N" -c "${PROFILE_C:-1}" -m "${PROFILE_M:-1}" -t 1 "${LOAD[@]}" >"$OUT/$TAG.h2load.txt"
 [[ $TOOL == callgrind ]] && callgrind_control -i off "$PID" >/dev/null 2>&1
 grep -q "$N succeeded" "$OUT/$TAG.h2load.txt" || { echo "not every call succeeded" >&2; exit 1; }
 kill -TERM "$PID"
