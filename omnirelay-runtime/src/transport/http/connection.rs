@@ -336,7 +336,7 @@ where
                 .waker
                 .as_ref()
                 .is_some_and(|w| w.will_wake(cx.waker()))
-                || Instant::now() >= this.timer.deadline()
+                || this.timer.is_elapsed()
             {
                 // Polled once after each (re)arming, so the timer wakes this task when due.
                 while this.timer.as_mut().poll(cx).is_ready() {

@@ -77,7 +77,8 @@ pub(crate) fn value_text<'a>(
 ) -> Result<Option<&'a str>> {
     match value {
         None => Ok(None),
-        Some(v) => match std::str::from_utf8(v.as_bytes()) {
+        // Visible ASCII (what clients send) is checked more cheaply than UTF-8 in general.
+        Some(v) => match v.to_str().or_else(|_| std::str::from_utf8(v.as_bytes())) {
             Ok("") => Ok(None),
             Ok(s) => Ok(Some(s)),
             Err(_) => Err(Error::invalid_argument(format!(
@@ -243,10 +244,7 @@ pub(crate) fn ttl_of(
         ))
     };
     if let Some(value) = ttls.into_iter().flatten().next() {
-        let parsed = std::str::from_utf8(value.as_bytes())
-            .ok()
-            .and_then(|s| s.trim().parse::<u64>().ok());
-        return match parsed {
+        return match parse_millis(value.as_bytes()) {
             Some(ms) => Ttl::Within(Duration::from_millis(ms)),
             None => invalid_ttl(value.as_bytes()),
         };
@@ -268,6 +266,22 @@ pub(crate) fn ttl_of(
         };
     }
     Ttl::Missing
+}
+
+/// A TTL header's milliseconds: a `u64` as `str::parse` reads it, after `str::trim`. Plain
+/// digits, which every client sends, are read without the UTF-8 check and the trim.
+fn parse_millis(value: &[u8]) -> Option<u64> {
+    // 19 digits always fit in a u64.
+    if !value.is_empty() && value.len() <= 19 && value.iter().all(u8::is_ascii_digit) {
+        return Some(
+            value
+                .iter()
+                .fold(0, |ms, digit| ms * 10 + u64::from(digit - b'0')),
+        );
+    }
+    std::str::from_utf8(value)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
 }
 
 /// Parses an RFC 3339 timestamp: `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`; `T` and `Z` in
@@ -510,6 +524,33 @@ pub(crate) fn too_large(what: &str, len: usize, limit: usize) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ttl_milliseconds_read_as_str_parse_reads_them() {
+        for text in [
+            "0",
+            "7",
+            "5000",
+            "0005000",
+            " 12 ",
+            "+3",
+            "18446744073709551615",
+            "9999999999999999999",
+            "18446744073709551616",
+            "",
+            " ",
+            "-1",
+            "1.5",
+            "1e3",
+            "12a",
+            "\u{a0}8\u{a0}",
+            "\t9\n",
+        ] {
+            let expected = text.trim().parse::<u64>().ok();
+            assert_eq!(parse_millis(text.as_bytes()), expected, "{text:?}");
+        }
+        assert_eq!(parse_millis(b"\xff1"), None);
+    }
 
     #[test]
     fn the_ttl_is_sent_in_whole_milliseconds_rounded_up() {
