@@ -58,6 +58,14 @@ impl Encoding {
 
     /// Parses an encoding name or one of its aliases; `None` for an unknown name.
     pub fn parse(name: &str) -> Option<Encoding> {
+        // The names as the encodings spell them, what clients send, without the trim and the
+        // case-insensitive search.
+        match name {
+            "proto" => return Some(Encoding::Proto),
+            "json" => return Some(Encoding::Json),
+            "raw" => return Some(Encoding::Raw),
+            _ => {}
+        }
         let name = name.trim();
         const TABLE: [(&str, Encoding); 8] = [
             ("proto", Encoding::Proto),

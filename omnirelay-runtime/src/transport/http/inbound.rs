@@ -286,10 +286,7 @@ async fn accept_loop(
         // `handle`'s future goes to hyper as it is (no async block around it to move it into).
         let service = hyper::service::service_fn(move |request: http::Request<Incoming>| {
             let mark = for_calls.begin(request.version());
-            handle(for_service.clone(), request).map(move |mut response| {
-                response.body_mut().call = Some(mark);
-                Ok::<_, Infallible>(response)
-            })
+            handle(for_service.clone(), mark, request)
         });
         let connection = builder
             .serve_connection_with_upgrades(
@@ -823,97 +820,111 @@ fn route(context: &InboundContext, scan: Scan<'_>, mode: Mode, post: bool) -> Re
 /// The rarer paths (administrative endpoints, oneway, SSE) are boxed, one allocation each, so
 /// that their larger states do not grow the future every unary call moves into hyper.
 ///
+/// Every response carries `mark`, which counts the call on its connection until the response
+/// is written (see `connection.rs`).
+///
 /// Written as a function returning an `async move` block rather than as an `async fn`: an
 /// `async fn` copies its arguments into locals when it starts, and the request is 264 bytes.
 #[allow(clippy::manual_async_fn)]
 fn handle(
     shared: Arc<Shared>,
+    mark: CallMark,
     mut request: http::Request<Incoming>,
-) -> impl Future<Output = http::Response<Body>> + Send {
+) -> impl Future<Output = std::result::Result<http::Response<Body>, Infallible>> + Send {
     async move {
-        if let Some(endpoint) = shared.context.endpoint(request.uri().path()) {
-            return Box::pin(admin(endpoint.clone(), request)).await;
-        }
-        if matches!(*request.method(), Method::GET | Method::HEAD) {
-            match request.uri().path() {
-                "/omnirelay/introspect" => {
-                    return json_response(StatusCode::OK, &shared.context.introspect());
+        let mut response = 'call: {
+            if let Some(endpoint) = shared.context.endpoint(request.uri().path()) {
+                break 'call Box::pin(admin(endpoint.clone(), request)).await;
+            }
+            if matches!(*request.method(), Method::GET | Method::HEAD) {
+                match request.uri().path() {
+                    "/omnirelay/introspect" => {
+                        break 'call json_response(StatusCode::OK, &shared.context.introspect());
+                    }
+                    "/healthz" => break 'call health(&shared, false),
+                    "/readyz" => break 'call health(&shared, true),
+                    _ => {}
                 }
-                "/healthz" => return health(&shared, false),
-                "/readyz" => return health(&shared, true),
-                _ => {}
             }
-        }
-        // Counted before the drain check, so a stop that saw no call in flight sees none start.
-        let guard = shared.in_flight.enter();
-        let version = request.version();
-        if shared.is_draining() {
-            return draining(&shared, version);
-        }
-        let scan = Scan::of(request.headers());
-        let both = scan.both();
-        if scan.bytes > shared.config.max_header_bytes {
-            let error = too_large(
-                "request headers",
-                scan.bytes,
-                shared.config.max_header_bytes,
-            );
-            return close_after(error_response(&shared, &error, both), version);
-        }
-        let limit = BodyLimit {
-            max: shared.config.max_body_bytes,
-            expect_continue: scan.expect_continue(),
-        };
-        let method = request.method();
-        let post = method == Method::POST;
-        let mode = match classify(method, &scan) {
-            Ok(mode) => mode,
-            Err(error) => return error_response(&shared, &error, both),
-        };
-        let routed = match route(&shared.context, scan, mode, post) {
-            Ok(routed) => routed,
-            Err(error) => return error_response(&shared, &error, both),
-        };
-        let h = match (routed.mode, routed.spec.pipeline()) {
-            (Mode::Plain, Pipeline::Unary(h)) => h,
-            (Mode::Plain, _) => {
-                return Box::pin(oneway(&shared, routed, request, limit, both, guard)).await;
+            // Counted before the drain check, so a stop that saw no call in flight sees none start.
+            let guard = shared.in_flight.enter();
+            let version = request.version();
+            if shared.is_draining() {
+                break 'call draining(&shared, version);
             }
-            (Mode::Sse, _) => {
-                return Box::pin(server_stream(&shared, routed, request, limit, both, guard)).await;
+            let scan = Scan::of(request.headers());
+            let both = scan.both();
+            if scan.bytes > shared.config.max_header_bytes {
+                let error = too_large(
+                    "request headers",
+                    scan.bytes,
+                    shared.config.max_header_bytes,
+                );
+                break 'call close_after(error_response(&shared, &error, both), version);
             }
-            (Mode::WebSocket, _) => return websocket(&shared, routed, request, both, guard),
+            let limit = BodyLimit {
+                max: shared.config.max_body_bytes,
+                expect_continue: scan.expect_continue(),
+            };
+            let method = request.method();
+            let post = method == Method::POST;
+            let mode = match classify(method, &scan) {
+                Ok(mode) => mode,
+                Err(error) => break 'call error_response(&shared, &error, both),
+            };
+            let routed = match route(&shared.context, scan, mode, post) {
+                Ok(routed) => routed,
+                Err(error) => break 'call error_response(&shared, &error, both),
+            };
+            let h = match (routed.mode, routed.spec.pipeline()) {
+                (Mode::Plain, Pipeline::Unary(h)) => h,
+                (Mode::Plain, _) => {
+                    break 'call Box::pin(oneway(&shared, routed, request, limit, both, guard))
+                        .await;
+                }
+                (Mode::Sse, _) => {
+                    break 'call Box::pin(server_stream(
+                        &shared, routed, request, limit, both, guard,
+                    ))
+                    .await;
+                }
+                (Mode::WebSocket, _) => {
+                    break 'call websocket(&shared, routed, request, both, guard);
+                }
+            };
+            // A unary call. One deadline (one `run_pinned`) covers reading the body and the handler.
+            let deadline = routed.meta.deadline;
+            let encoding = routed.meta.encoding;
+            let timeout = routed.timeout.as_ref();
+            let mut body_read = false;
+            let call = async {
+                let body = read_body(request.body_mut(), limit).await?;
+                body_read = true;
+                // As before the handler had a deadline of its own: a call whose deadline passed
+                // while its body was read does not start its handler.
+                if deadline.is_some_and(|d| d <= Instant::now()) {
+                    return Err(expired(timeout));
+                }
+                invoke_pipeline!(h, Request::new(routed.meta, body))
+            };
+            let outcome = {
+                let call = std::pin::pin!(caught(call));
+                run_pinned(deadline, call, || expired(timeout)).await
+            };
+            let mut response = match outcome {
+                Ok(response) => success(&shared, response, encoding, both),
+                // The body may be partly read: the connection cannot carry another request.
+                Err(error) if !body_read => {
+                    break 'call close_after(error_response(&shared, &error, both), version);
+                }
+                Err(error) => error_response(&shared, &error, both),
+            };
+            // Counted until the answer is written, not only until it is ready.
+            response.body_mut()._guard = Some(guard);
+            response
         };
-        // A unary call. One deadline (one `run_pinned`) covers reading the body and the handler.
-        let deadline = routed.meta.deadline;
-        let encoding = routed.meta.encoding;
-        let timeout = routed.timeout.as_ref();
-        let mut body_read = false;
-        let call = async {
-            let body = read_body(request.body_mut(), limit).await?;
-            body_read = true;
-            // As before the handler had a deadline of its own: a call whose deadline passed
-            // while its body was read does not start its handler.
-            if deadline.is_some_and(|d| d <= Instant::now()) {
-                return Err(expired(timeout));
-            }
-            invoke_pipeline!(h, Request::new(routed.meta, body))
-        };
-        let outcome = {
-            let call = std::pin::pin!(caught(call));
-            run_pinned(deadline, call, || expired(timeout)).await
-        };
-        let mut response = match outcome {
-            Ok(response) => success(&shared, response, encoding, both),
-            // The body may be partly read: the connection cannot carry another request.
-            Err(error) if !body_read => {
-                return close_after(error_response(&shared, &error, both), version);
-            }
-            Err(error) => error_response(&shared, &error, both),
-        };
-        // Counted until the answer is written, not only until it is ready.
-        response.body_mut()._guard = Some(guard);
-        response
+        response.body_mut().call = Some(mark);
+        Ok(response)
     }
 }
 
