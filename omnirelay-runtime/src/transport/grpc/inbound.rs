@@ -428,8 +428,11 @@ async fn dispatch_other(
         Pipeline::Oneway(h) => {
             let body = run(deadline, first_message(&mut requests)).await?;
             let procedure = meta.procedure.clone();
-            let call = h.invoke_inline(Request::new(meta, body));
+            let h = h.clone();
             tokio::spawn(async move {
+                // Called inside `run`, so a handler that panics while it builds its future is
+                // caught too.
+                let call = async { h.invoke_inline(Request::new(meta, body)).await };
                 if let Err(err) = run(None, call).await {
                     tracing::warn!(%procedure, error = %err, "oneway handler failed");
                 }
@@ -445,11 +448,13 @@ async fn dispatch_other(
             stream_response(response, deadline, max_send)
         }
         Pipeline::ClientStream(h) => {
-            let response = run(deadline, h.invoke_inline(Request::new(meta, requests))).await?;
+            let call = async { h.invoke_inline(Request::new(meta, requests)).await };
+            let response = run(deadline, call).await?;
             single_response(response, max_send)
         }
         Pipeline::Duplex(h) => {
-            let response = run(deadline, h.invoke_inline(Request::new(meta, requests))).await?;
+            let call = async { h.invoke_inline(Request::new(meta, requests)).await };
+            let response = run(deadline, call).await?;
             stream_response(response, deadline, max_send)
         }
     }

@@ -1112,9 +1112,11 @@ async fn oneway(
         Err(error) => return close_after(error_response(shared, &error, both), version),
     };
     let procedure = meta.procedure.clone();
-    let call = h.invoke_inline(Request::new(meta, body));
+    let h = h.clone();
     tokio::spawn(async move {
         let _guard = guard;
+        // Called inside `run`, so a handler that panics while it builds its future is caught.
+        let call = async { h.invoke_inline(Request::new(meta, body)).await };
         if let Err(err) = run(None, None, call).await {
             tracing::warn!(%procedure, error = %err, "oneway handler failed");
         }
@@ -1151,7 +1153,8 @@ async fn server_stream(
         Ok(body) => body,
         Err(error) => return close_after(error_response(shared, &error, both), version),
     };
-    let call = h.invoke_inline(Request::new(meta, body));
+    // Called inside `run`, so a handler that panics while it builds its future is caught too.
+    let call = async { h.invoke_inline(Request::new(meta, body)).await };
     let (meta, stream) = match run(deadline, timeout.as_ref(), call).await {
         Ok(response) => response.into_parts(),
         Err(error) => return error_response(shared, &error, both),
@@ -1493,7 +1496,7 @@ async fn respond(
     let send_error = |error: &Error| send(FrameType::ResponseError, &frame::error_payload(error));
     match spec.pipeline() {
         Pipeline::ClientStream(h) => {
-            let call = h.invoke_inline(Request::new(meta, requests));
+            let call = async { h.invoke_inline(Request::new(meta, requests)).await };
             let (meta, body) = match run(deadline, timeout.as_ref(), call).await {
                 Ok(response) => response.into_parts(),
                 Err(error) => {
@@ -1519,7 +1522,7 @@ async fn respond(
             .await;
         }
         Pipeline::Duplex(h) => {
-            let call = h.invoke_inline(Request::new(meta, requests));
+            let call = async { h.invoke_inline(Request::new(meta, requests)).await };
             let (meta, stream) = match run(deadline, timeout.as_ref(), call).await {
                 Ok(response) => response.into_parts(),
                 Err(error) => {
