@@ -5,7 +5,7 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::ops::Deref;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// An immutable UTF-8 name (a caller, service or procedure name) that clones without copying.
 ///
@@ -197,8 +197,51 @@ macro_rules! eq_with {
 
 eq_with!(str, &str, String);
 
+/// The last name a source (one connection) sent, so that calls repeating it share one copy
+/// instead of allocating one each: most connections carry a single caller. Bounded by
+/// construction (one name), so a client sending many names costs what it did without it.
+#[derive(Debug, Default)]
+pub(crate) struct LastName(Mutex<Option<Name>>);
+
+impl LastName {
+    /// `text` as a [`Name`]: the kept one when it matches, else a new copy, which is kept.
+    pub(crate) fn get(&self, text: &str) -> Name {
+        let mut last = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        match &*last {
+            Some(name) if name.as_str() == text => name.clone(),
+            _ => {
+                let name = Name::from(text);
+                *last = Some(name.clone());
+                name
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_last_name_is_shared_until_another_comes() {
+        let last = LastName::default();
+        let first = last.get("caller-a");
+        let again = last.get("caller-a");
+        assert_eq!(again, "caller-a");
+        assert_eq!(first.as_str().as_ptr(), again.as_str().as_ptr(), "one copy");
+        let other = last.get("caller-b");
+        assert_eq!(other, "caller-b");
+        let back = last.get("caller-a");
+        assert_eq!(back, "caller-a");
+        assert_ne!(
+            back.as_str().as_ptr(),
+            first.as_str().as_ptr(),
+            "a new copy, kept"
+        );
+        assert_eq!(
+            last.get("caller-a").as_str().as_ptr(),
+            back.as_str().as_ptr()
+        );
+    }
+
     use std::collections::HashMap;
 
     use super::*;

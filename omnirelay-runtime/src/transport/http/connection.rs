@@ -36,6 +36,8 @@ use http::Version;
 use hyper_util::server::graceful::GracefulConnection;
 use tokio::time::{Instant, Sleep};
 
+use crate::name::{LastName, Name};
+
 /// Tells every connection of an inbound to finish its calls and close (HTTP/1: after the
 /// response in progress; HTTP/2: `GOAWAY`).
 #[derive(Debug, Default)]
@@ -118,6 +120,8 @@ pub(crate) struct Activity {
     last_end: AtomicU64,
     /// A request came over HTTP/2.
     http2: AtomicBool,
+    /// The caller the connection's last call named.
+    caller: LastName,
 }
 
 impl Activity {
@@ -128,6 +132,7 @@ impl Activity {
             calls: AtomicUsize::new(0),
             last_end: AtomicU64::new(0),
             http2: AtomicBool::new(false),
+            caller: LastName::default(),
         })
     }
 
@@ -155,6 +160,14 @@ impl Activity {
 /// Keeps a call counted on its connection while it lives (it rides in the response body).
 #[derive(Debug)]
 pub(crate) struct CallMark(Arc<Activity>);
+
+impl CallMark {
+    /// `caller` as a [`Name`], shared with the connection's previous call when it named the
+    /// same caller.
+    pub(crate) fn caller(&self, caller: &str) -> Name {
+        self.0.caller.get(caller)
+    }
+}
 
 impl Drop for CallMark {
     fn drop(&mut self) {

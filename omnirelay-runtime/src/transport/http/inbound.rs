@@ -675,7 +675,15 @@ struct Routed {
 /// Checks a call's headers in yarpc-go's order and finds its procedure; returns the mode the call
 /// is served in (a `POST` accepting an event stream that calls a unary procedure is served as
 /// unary).
-fn route(context: &InboundContext, scan: Scan<'_>, mode: Mode, post: bool) -> Result<Routed> {
+/// The caller's name is shared with the connection's previous call when that named the same
+/// caller (`mark`), instead of copied per call.
+fn route(
+    context: &InboundContext,
+    scan: Scan<'_>,
+    mode: Mode,
+    post: bool,
+    mark: &CallMark,
+) -> Result<Routed> {
     let service = wire::value_text(scan.service, &RPC_SERVICE)?;
     let procedure = wire::value_text(scan.procedure, &RPC_PROCEDURE)?;
     let caller = wire::value_text(scan.caller, &RPC_CALLER)?;
@@ -794,7 +802,7 @@ fn route(context: &InboundContext, scan: Scan<'_>, mode: Mode, post: bool) -> Re
     // The service and (unless a wildcard matched) the procedure are the names the dispatcher
     // holds: shared, not copied.
     let meta = RequestMeta {
-        caller: Name::from(caller),
+        caller: mark.caller(caller),
         service: context.service_name().clone(),
         procedure: registered.map_or_else(|| Name::from(procedure), Name::clone),
         encoding,
@@ -872,7 +880,7 @@ fn handle(
                 Ok(mode) => mode,
                 Err(error) => break 'call error_response(&shared, &error, both),
             };
-            let routed = match route(&shared.context, scan, mode, post) {
+            let routed = match route(&shared.context, scan, mode, post, &mark) {
                 Ok(routed) => routed,
                 Err(error) => break 'call error_response(&shared, &error, both),
             };
