@@ -26,7 +26,7 @@ use crate::dispatcher::{Inbound, InboundContext};
 use crate::error::{Error, Result};
 use crate::meta::{Request, RequestMeta, Response, Transport};
 use crate::middleware::Pipeline;
-use crate::name::Name;
+use crate::name::{LastName, Name};
 use crate::procedure::{BoxFuture, ProcedureSpec, procedure_from_grpc_path};
 use crate::stream::{ByteStream, Streaming, with_deadline};
 use crate::transport::drain::{GuardedBody, InFlight, InFlightGuard};
@@ -111,6 +111,15 @@ impl Inbound for GrpcInbound {
     }
 }
 
+/// What the calls of one connection share.
+struct Connection {
+    context: Arc<InboundContext>,
+    config: Arc<Config>,
+    drain: Arc<Drain>,
+    /// The caller the connection's last call named.
+    caller: LastName,
+}
+
 /// Calls in flight, and whether the inbound itself is stopping.
 struct Drain {
     in_flight: Arc<InFlight>,
@@ -156,17 +165,18 @@ async fn accept_loop(
             }
         };
         let _ = stream.set_nodelay(true);
-        let (context, config, drain) = (context.clone(), config.clone(), drain.clone());
+        // What the connection's calls share: one reference count per call, not one per part.
+        let connection = Arc::new(Connection {
+            context: context.clone(),
+            config: config.clone(),
+            drain: drain.clone(),
+            caller: LastName::default(),
+        });
         let service = hyper::service::service_fn(move |request| {
             // Boxed: hyper spawns a task per HTTP/2 stream, and a call's future is several KiB;
             // a task holding a pointer is moved cheaply, where the future itself would be copied
             // into the task and again on each move.
-            Box::pin(serve(
-                context.clone(),
-                config.clone(),
-                drain.clone(),
-                request,
-            ))
+            Box::pin(serve(connection.clone(), request))
         });
         let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         connections.spawn(async move {
@@ -208,12 +218,16 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 /// its arguments into locals when it starts, and the request is 264 bytes.
 #[allow(clippy::manual_async_fn)]
 fn serve(
-    context: Arc<InboundContext>,
-    config: Arc<Config>,
-    drain: Arc<Drain>,
+    connection: Arc<Connection>,
     request: http::Request<Incoming>,
 ) -> impl Future<Output = Result<http::Response<Body>, Infallible>> + Send {
     async move {
+        let Connection {
+            context,
+            config,
+            drain,
+            caller,
+        } = &*connection;
         // Counted before the drain check, so a stop that saw no call in flight sees none start.
         let guard = drain.in_flight.enter();
         if context.is_draining() || drain.stopping.load(Ordering::Acquire) {
@@ -227,7 +241,7 @@ fn serve(
             );
             return Ok(status.into_http::<Body>());
         }
-        let routed = match route(&context, &request) {
+        let routed = match route(context, &request, caller) {
             Ok(routed) => routed,
             Err((status, error)) => return Ok(guarded(error_response(status, error), guard)),
         };
@@ -272,6 +286,7 @@ struct Routed {
 fn route(
     context: &InboundContext,
     request: &http::Request<Incoming>,
+    caller: &LastName,
 ) -> std::result::Result<Routed, (StatusCode, Error)> {
     let headers = request.headers();
     let content_encoding = match content_type_encoding(headers.get(http::header::CONTENT_TYPE)) {
@@ -315,7 +330,7 @@ fn route(
             Name::from(procedure_from_grpc_path(path).unwrap_or_else(|| spec.name().to_owned()))
         }
     };
-    let meta = metadata::request_meta(headers, context, procedure, content_encoding)
+    let meta = metadata::request_meta(headers, context, procedure, content_encoding, caller)
         .map_err(|e| (StatusCode::OK, e))?;
     if meta.service != context.service() {
         return Err((

@@ -13,7 +13,7 @@ use crate::codec::Encoding;
 use crate::dispatcher::InboundContext;
 use crate::error::{Code, Error, Result};
 use crate::meta::{Headers, RequestMeta, Transport};
-use crate::name::Name;
+use crate::name::{LastName, Name};
 
 /// Base64 for `-bin` values: emits unpadded (as the gRPC spec asks), accepts either.
 const BIN: GeneralPurpose = GeneralPurpose::new(
@@ -122,15 +122,18 @@ fn text_str<'a>(key: &str, value: &'a HeaderValue) -> Result<&'a str> {
 }
 
 /// Builds the request metadata of an inbound call, in one pass over the headers (no header
-/// name is hashed or looked up; for a header sent twice the first value counts).
+/// name is hashed or looked up; for a header sent twice the first value counts). The caller's
+/// name is shared with the connection's previous call when that named the same caller
+/// (`callers`); a service header naming the dispatcher is not copied.
 pub(crate) fn request_meta(
     headers: &HeaderMap,
     context: &InboundContext,
     procedure: Name,
     content_encoding: Encoding,
+    callers: &LastName,
 ) -> Result<RequestMeta> {
     let mut caller = None;
-    let mut service: Option<String> = None;
+    let mut service: Option<&str> = None;
     let mut encoding = None;
     let mut ttl = None;
     let mut shard_key = None;
@@ -143,11 +146,16 @@ pub(crate) fn request_meta(
         let slot = match key {
             RPC_CALLER => {
                 if caller.is_none() {
-                    caller = Some(Name::from(text_str(key, value)?));
+                    caller = Some(callers.get(text_str(key, value)?));
                 }
                 continue;
             }
-            RPC_SERVICE => &mut service,
+            RPC_SERVICE => {
+                if service.is_none() {
+                    service = Some(text_str(key, value)?);
+                }
+                continue;
+            }
             RPC_SHARD_KEY => &mut shard_key,
             RPC_ROUTING_KEY => &mut routing_key,
             RPC_ROUTING_DELEGATE => &mut routing_delegate,
@@ -185,7 +193,7 @@ pub(crate) fn request_meta(
         }
     }
     Ok(RequestMeta {
-        caller: caller.map_or(UNKNOWN_CALLER, Name::from),
+        caller: caller.unwrap_or(UNKNOWN_CALLER),
         // The dispatcher's own name when the header names it or is absent: shared, not copied.
         service: match service {
             Some(named) if named != context.service() => Name::from(named),
@@ -375,7 +383,14 @@ mod tests {
         h.insert("x-trace-bin", HeaderValue::from_static("AAEC"));
         h.insert("x-plain", HeaderValue::from_static("v"));
         h.insert("te", HeaderValue::from_static("trailers"));
-        let meta = request_meta(&h, &context(), "svc::M".into(), Encoding::Proto).unwrap();
+        let meta = request_meta(
+            &h,
+            &context(),
+            "svc::M".into(),
+            Encoding::Proto,
+            &LastName::default(),
+        )
+        .unwrap();
         assert_eq!(meta.caller, "me");
         assert_eq!(meta.service, "svc");
         assert_eq!(meta.encoding, Encoding::Json);
@@ -398,11 +413,25 @@ mod tests {
     fn bad_metadata_is_invalid_argument() {
         let mut h = HeaderMap::new();
         h.insert("rpc-encoding", HeaderValue::from_static("thrift"));
-        let err = request_meta(&h, &context(), "p".into(), Encoding::Proto).unwrap_err();
+        let err = request_meta(
+            &h,
+            &context(),
+            "p".into(),
+            Encoding::Proto,
+            &LastName::default(),
+        )
+        .unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument);
         let mut h = HeaderMap::new();
         h.insert("x-bin", HeaderValue::from_static("!!!"));
-        let err = request_meta(&h, &context(), "p".into(), Encoding::Proto).unwrap_err();
+        let err = request_meta(
+            &h,
+            &context(),
+            "p".into(),
+            Encoding::Proto,
+            &LastName::default(),
+        )
+        .unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument);
         let mut headers = Headers::new();
         headers.insert("x", Bytes::from_static(b"\n"));
