@@ -4,12 +4,13 @@
 //! composed pipeline is erased back into.
 //!
 //! Cost per call: the innermost service (a handler or an outbound) returns the future the
-//! handler already boxed, adding nothing. A transport calls the outermost level with
-//! [`RpcService::invoke`], whose [`CallFuture`] keeps that level's future inline (no heap
-//! allocation) when it fits in [`CALL_FUTURE_SIZE`] bytes. So one [`Middleware`] of any number
-//! of tower layers (stacked with `tower::ServiceBuilder`) adds no allocation per call; each
-//! further `Middleware` nested inside it is reached through `tower::Service::call`, whose future
-//! is boxed: one allocation per call per extra `Middleware`.
+//! handler already boxed, adding nothing; with no middleware, an inbound awaits that box as it
+//! is. Otherwise an inbound calls the outermost level with [`RpcService::invoke_inline`], whose
+//! [`CallFuture`] keeps that level's future inline (no heap allocation) when it fits in
+//! [`CALL_FUTURE_SIZE`] bytes. So one [`Middleware`] of any number of tower layers (stacked with
+//! `tower::ServiceBuilder`) adds no allocation per call; each further `Middleware` nested inside
+//! it is reached through `tower::Service::call`, whose future is boxed: one allocation per call
+//! per extra `Middleware`.
 //!
 //! [`Middleware`]: super::Middleware
 
