@@ -324,7 +324,7 @@ impl OmniRelayServiceGenerator {
                     }
                     #[doc = #with_doc]
                     pub async fn #with_name(&self, request: #input, options: #rt::CallOptions) -> #rt::Result<#rt::Response<#output>> {
-                        self.inner.unary(#names_mod::#constant, &request, options).await
+                        self.inner.unary(#rt::Name::from_static(#names_mod::#constant), &request, options).await
                     }
                 },
                 (false, true) => quote! {
@@ -334,7 +334,7 @@ impl OmniRelayServiceGenerator {
                     }
                     #[doc = #with_doc]
                     pub async fn #with_name(&self, request: #input, options: #rt::CallOptions) -> #rt::Result<#rt::Response<#rt::Streaming<#output>>> {
-                        self.inner.server_stream(#names_mod::#constant, &request, options).await
+                        self.inner.server_stream(#rt::Name::from_static(#names_mod::#constant), &request, options).await
                     }
                 },
                 (true, false) => quote! {
@@ -351,7 +351,7 @@ impl OmniRelayServiceGenerator {
                         requests: impl #rt::__private::futures::Stream<Item = #input> + ::core::marker::Send + 'static,
                         options: #rt::CallOptions,
                     ) -> #rt::Result<#rt::Response<#output>> {
-                        self.inner.client_stream(#names_mod::#constant, requests, options).await
+                        self.inner.client_stream(#rt::Name::from_static(#names_mod::#constant), requests, options).await
                     }
                 },
                 (true, true) => quote! {
@@ -368,7 +368,7 @@ impl OmniRelayServiceGenerator {
                         requests: impl #rt::__private::futures::Stream<Item = #input> + ::core::marker::Send + 'static,
                         options: #rt::CallOptions,
                     ) -> #rt::Result<#rt::Response<#rt::Streaming<#output>>> {
-                        self.inner.duplex(#names_mod::#constant, requests, options).await
+                        self.inner.duplex(#rt::Name::from_static(#names_mod::#constant), requests, options).await
                     }
                 },
             }

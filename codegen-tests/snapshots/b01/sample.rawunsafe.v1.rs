@@ -210,7 +210,13 @@ impl KeywordClient {
         request: Node,
         options: ::omnirelay::CallOptions,
     ) -> ::omnirelay::Result<::omnirelay::Response<Node>> {
-        self.inner.unary(keyword_names::SELF, &request, options).await
+        self.inner
+            .unary(
+                ::omnirelay::Name::from_static(keyword_names::SELF),
+                &request,
+                options,
+            )
+            .await
     }
     pub async fn super_(
         &self,
@@ -224,7 +230,13 @@ impl KeywordClient {
         request: Handle,
         options: ::omnirelay::CallOptions,
     ) -> ::omnirelay::Result<::omnirelay::Response<Wrapper>> {
-        self.inner.unary(keyword_names::SUPER, &request, options).await
+        self.inner
+            .unary(
+                ::omnirelay::Name::from_static(keyword_names::SUPER),
+                &request,
+                options,
+            )
+            .await
     }
     /// Fully qualified: inside the service, a bare `Self` would resolve to the rpc named `Self`.
     pub async fn crate_(
@@ -239,7 +251,13 @@ impl KeywordClient {
         request: Self_,
         options: ::omnirelay::CallOptions,
     ) -> ::omnirelay::Result<::omnirelay::Response<Self_>> {
-        self.inner.unary(keyword_names::CRATE, &request, options).await
+        self.inner
+            .unary(
+                ::omnirelay::Name::from_static(keyword_names::CRATE),
+                &request,
+                options,
+            )
+            .await
     }
 }
 // Proto3 JSON mapping (pbjson).

@@ -136,7 +136,13 @@ impl ServiceClient {
         request: Request,
         options: ::omnirelay::CallOptions,
     ) -> ::omnirelay::Result<::omnirelay::Response<Response>> {
-        self.inner.unary(service_names::HANDLE, &request, options).await
+        self.inner
+            .unary(
+                ::omnirelay::Name::from_static(service_names::HANDLE),
+                &request,
+                options,
+            )
+            .await
     }
 }
 /// Procedure names of `sample.shadow.v1.Stream`.
@@ -216,7 +222,13 @@ impl StreamClient {
         request: Request,
         options: ::omnirelay::CallOptions,
     ) -> ::omnirelay::Result<::omnirelay::Response<::omnirelay::Streaming<Response>>> {
-        self.inner.server_stream(stream_names::RUN_STREAM, &request, options).await
+        self.inner
+            .server_stream(
+                ::omnirelay::Name::from_static(stream_names::RUN_STREAM),
+                &request,
+                options,
+            )
+            .await
     }
 }
 /// Procedure names of `sample.shadow.v1.Sync`.
@@ -294,7 +306,9 @@ impl SyncClient {
         request: Box,
         options: ::omnirelay::CallOptions,
     ) -> ::omnirelay::Result<::omnirelay::Response<Result>> {
-        self.inner.unary(sync_names::PULL, &request, options).await
+        self.inner
+            .unary(::omnirelay::Name::from_static(sync_names::PULL), &request, options)
+            .await
     }
 }
 /// Procedure names of `sample.shadow.v1.Send`.
@@ -376,7 +390,13 @@ impl SendClient {
         > + ::core::marker::Send + 'static,
         options: ::omnirelay::CallOptions,
     ) -> ::omnirelay::Result<::omnirelay::Response<Error>> {
-        self.inner.client_stream(send_names::PUSH, requests, options).await
+        self.inner
+            .client_stream(
+                ::omnirelay::Name::from_static(send_names::PUSH),
+                requests,
+                options,
+            )
+            .await
     }
 }
 /// Procedure names of `sample.shadow.v1.Echo`.
@@ -454,7 +474,9 @@ impl EchoClientRpc {
         request: EchoClient,
         options: ::omnirelay::CallOptions,
     ) -> ::omnirelay::Result<::omnirelay::Response<EchoServer>> {
-        self.inner.unary(echo_names::ECHO, &request, options).await
+        self.inner
+            .unary(::omnirelay::Name::from_static(echo_names::ECHO), &request, options)
+            .await
     }
 }
 // Proto3 JSON mapping (pbjson).

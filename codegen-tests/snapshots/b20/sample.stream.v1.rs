@@ -197,7 +197,13 @@ impl PipelineClient {
         request: Job,
         options: ::omnirelay::CallOptions,
     ) -> ::omnirelay::Result<::omnirelay::Response<Ack>> {
-        self.inner.unary(pipeline_names::SUBMIT, &request, options).await
+        self.inner
+            .unary(
+                ::omnirelay::Name::from_static(pipeline_names::SUBMIT),
+                &request,
+                options,
+            )
+            .await
     }
     pub async fn follow(
         &self,
@@ -211,7 +217,13 @@ impl PipelineClient {
         request: Job,
         options: ::omnirelay::CallOptions,
     ) -> ::omnirelay::Result<::omnirelay::Response<::omnirelay::Streaming<Event>>> {
-        self.inner.server_stream(pipeline_names::FOLLOW, &request, options).await
+        self.inner
+            .server_stream(
+                ::omnirelay::Name::from_static(pipeline_names::FOLLOW),
+                &request,
+                options,
+            )
+            .await
     }
     pub async fn upload(
         &self,
@@ -229,7 +241,13 @@ impl PipelineClient {
         > + ::core::marker::Send + 'static,
         options: ::omnirelay::CallOptions,
     ) -> ::omnirelay::Result<::omnirelay::Response<Ack>> {
-        self.inner.client_stream(pipeline_names::UPLOAD, requests, options).await
+        self.inner
+            .client_stream(
+                ::omnirelay::Name::from_static(pipeline_names::UPLOAD),
+                requests,
+                options,
+            )
+            .await
     }
     pub async fn converse(
         &self,
@@ -247,7 +265,13 @@ impl PipelineClient {
         > + ::core::marker::Send + 'static,
         options: ::omnirelay::CallOptions,
     ) -> ::omnirelay::Result<::omnirelay::Response<::omnirelay::Streaming<Event>>> {
-        self.inner.duplex(pipeline_names::CONVERSE, requests, options).await
+        self.inner
+            .duplex(
+                ::omnirelay::Name::from_static(pipeline_names::CONVERSE),
+                requests,
+                options,
+            )
+            .await
     }
     pub async fn tail_logs(
         &self,
@@ -261,7 +285,13 @@ impl PipelineClient {
         request: Job,
         options: ::omnirelay::CallOptions,
     ) -> ::omnirelay::Result<::omnirelay::Response<::omnirelay::Streaming<LogLine>>> {
-        self.inner.server_stream(pipeline_names::TAIL_LOGS, &request, options).await
+        self.inner
+            .server_stream(
+                ::omnirelay::Name::from_static(pipeline_names::TAIL_LOGS),
+                &request,
+                options,
+            )
+            .await
     }
     /// Fully qualified: inside the service, a bare `FollowStream` resolves to the rpc of that name.
     pub async fn follow_stream(
@@ -280,7 +310,13 @@ impl PipelineClient {
     ) -> ::omnirelay::Result<
         ::omnirelay::Response<::omnirelay::Streaming<FollowStream>>,
     > {
-        self.inner.server_stream(pipeline_names::FOLLOW_STREAM, &request, options).await
+        self.inner
+            .server_stream(
+                ::omnirelay::Name::from_static(pipeline_names::FOLLOW_STREAM),
+                &request,
+                options,
+            )
+            .await
     }
     pub async fn peek(
         &self,
@@ -294,7 +330,13 @@ impl PipelineClient {
         request: Job,
         options: ::omnirelay::CallOptions,
     ) -> ::omnirelay::Result<::omnirelay::Response<FollowStream>> {
-        self.inner.unary(pipeline_names::PEEK, &request, options).await
+        self.inner
+            .unary(
+                ::omnirelay::Name::from_static(pipeline_names::PEEK),
+                &request,
+                options,
+            )
+            .await
     }
 }
 // Proto3 JSON mapping (pbjson).

@@ -123,6 +123,10 @@ impl CallOptions {
 /// A typed client for one remote service: encodes with codec `C` in one encoding.
 ///
 /// Generated `...Client` types wrap this; it can also be used directly with any procedure name.
+///
+/// Each call method takes the procedure as `impl Into<Name>`: a `&str` or `String` is copied
+/// into the call's metadata once, a [`Name::from_static`] (what generated clients pass) or a
+/// cloned [`Name`] is shared, so a call copies no name at all.
 #[derive(Clone, Debug)]
 pub struct Client<C = ProtoJsonCodec> {
     config: ClientConfig,
@@ -163,7 +167,7 @@ impl<C> Client<C> {
         &self.config
     }
 
-    fn meta(&self, procedure: &str, options: CallOptions) -> RequestMeta {
+    fn meta(&self, procedure: Name, options: CallOptions) -> RequestMeta {
         // The caller and service are shared with the configuration (no copy).
         let mut meta = RequestMeta::new(
             Name::from(self.config.caller.clone()),
@@ -216,7 +220,7 @@ impl<C> Client<C> {
     /// A unary call.
     pub async fn unary<Req, Resp>(
         &self,
-        procedure: &str,
+        procedure: impl Into<Name>,
         request: &Req,
         options: CallOptions,
     ) -> Result<Response<Resp>>
@@ -224,11 +228,12 @@ impl<C> Client<C> {
         C: Codec<Req> + Codec<Resp>,
     {
         let body = self.codec.encode(self.encoding, request)?;
-        let meta = self.meta(procedure, options);
+        let procedure = procedure.into();
+        let meta = self.meta(procedure.clone(), options);
         let deadline = meta.deadline;
         let response = within(
             deadline,
-            procedure,
+            &procedure,
             self.config.outbound.unary(Request::new(meta, body)),
         )
         .await?;
@@ -241,7 +246,7 @@ impl<C> Client<C> {
     /// A oneway call: resolves once the server has accepted the request.
     pub async fn oneway<Req>(
         &self,
-        procedure: &str,
+        procedure: impl Into<Name>,
         request: &Req,
         options: CallOptions,
     ) -> Result<()>
@@ -249,11 +254,12 @@ impl<C> Client<C> {
         C: Codec<Req>,
     {
         let body = self.codec.encode(self.encoding, request)?;
-        let meta = self.meta(procedure, options);
+        let procedure = procedure.into();
+        let meta = self.meta(procedure.clone(), options);
         let deadline = meta.deadline;
         within(
             deadline,
-            procedure,
+            &procedure,
             self.config.outbound.oneway(Request::new(meta, body)),
         )
         .await
@@ -262,7 +268,7 @@ impl<C> Client<C> {
     /// A server-streaming call.
     pub async fn server_stream<Req, Resp>(
         &self,
-        procedure: &str,
+        procedure: impl Into<Name>,
         request: &Req,
         options: CallOptions,
     ) -> Result<Response<Streaming<Resp>>>
@@ -271,11 +277,12 @@ impl<C> Client<C> {
         Resp: Send + 'static,
     {
         let body = self.codec.encode(self.encoding, request)?;
-        let meta = self.meta(procedure, options);
+        let procedure = procedure.into();
+        let meta = self.meta(procedure.clone(), options);
         let deadline = meta.deadline;
         let response = within(
             deadline,
-            procedure,
+            &procedure,
             self.config.outbound.server_stream(Request::new(meta, body)),
         )
         .await?;
@@ -285,7 +292,7 @@ impl<C> Client<C> {
     /// A client-streaming call: sends every message of `requests`, then waits for the response.
     pub async fn client_stream<Req, Resp>(
         &self,
-        procedure: &str,
+        procedure: impl Into<Name>,
         requests: impl Stream<Item = Req> + Send + 'static,
         options: CallOptions,
     ) -> Result<Response<Resp>>
@@ -293,12 +300,13 @@ impl<C> Client<C> {
         C: Codec<Req> + Codec<Resp>,
         Req: Send + 'static,
     {
-        let meta = self.meta(procedure, options);
+        let procedure = procedure.into();
+        let meta = self.meta(procedure.clone(), options);
         let deadline = meta.deadline;
         let request = Request::new(meta, self.encode_stream(requests));
         let response = within(
             deadline,
-            procedure,
+            &procedure,
             self.config.outbound.client_stream(request),
         )
         .await?;
@@ -313,7 +321,7 @@ impl<C> Client<C> {
     /// responses as they arrive.
     pub async fn duplex<Req, Resp>(
         &self,
-        procedure: &str,
+        procedure: impl Into<Name>,
         requests: impl Stream<Item = Req> + Send + 'static,
         options: CallOptions,
     ) -> Result<Response<Streaming<Resp>>>
@@ -322,10 +330,11 @@ impl<C> Client<C> {
         Req: Send + 'static,
         Resp: Send + 'static,
     {
-        let meta = self.meta(procedure, options);
+        let procedure = procedure.into();
+        let meta = self.meta(procedure.clone(), options);
         let deadline = meta.deadline;
         let request = Request::new(meta, self.encode_stream(requests));
-        let response = within(deadline, procedure, self.config.outbound.duplex(request)).await?;
+        let response = within(deadline, &procedure, self.config.outbound.duplex(request)).await?;
         Ok(response.map(|s| self.decode_stream(s, deadline)))
     }
 }
