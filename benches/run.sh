@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Side-by-side benchmarks: OmniRelay gRPC vs tonic 0.14 (h2load) and OmniRelay YARPC-HTTP vs
-# axum 0.8 (wrk), interleaved over rounds on this machine, plus heap allocations per call.
+# axum 0.8 (wrk), interleaved over rounds on this machine, plus heap allocations per call. The
+# HTTP rows also measure the floor: bare hyper echoing the body.
 #
 #   benches/run.sh            full run (4 rounds; about 4 minutes after the build on 2 cores)
 #   benches/run.sh --quick    CI smoke: 1 round, small counts (well under 2 minutes after the build)
@@ -107,6 +108,7 @@ port_of() {
         tonic) echo $((PORT_BASE + 1)) ;;
         omnirelay-http) echo $((PORT_BASE + 2)) ;;
         axum) echo $((PORT_BASE + 3)) ;;
+        hyper) echo $((PORT_BASE + 4)) ;;
     esac
 }
 
@@ -214,8 +216,10 @@ wrk_run() {
 }
 
 # Each round starts every contender afresh, then runs each scenario against each contender in
-# turn (OmniRelay first in odd rounds, the peer first in even ones), so the two numbers of a row
-# are taken seconds apart.
+# turn (OmniRelay first in odd rounds, the peer first in even ones), so the numbers of a row
+# are taken seconds apart. The HTTP rounds also run the hyper floor (`--impl hyper`: hyper's
+# HTTP/1.1 connection and a bare echo `service_fn`), which no hyper-based server can beat: how
+# far it is above axum is how much this machine lets any server lead.
 declare -A PID_OF
 
 grpc_round() {
@@ -312,7 +316,7 @@ alloc_server() {
     port=$(port_of "$server")
     start_server "$server" bench-server-counted "$server-counted"
     # Warm up (first connection, lazily built state), so the measured calls are the steady state.
-    if [[ $server == omnirelay-http || $server == axum ]]; then
+    if [[ $server == omnirelay-http || $server == axum || $server == hyper ]]; then
         timeout "$LOAD_TIMEOUT" h2load --h1 -n "$N_WARM" -c 1 "${HTTP_H[@]}" -d "$OUT/echo.bin" \
             "http://127.0.0.1:$port/" >/dev/null 2>&1 || die "warm-up of $server failed"
     else
@@ -328,8 +332,8 @@ LOAD_AT_START=$(cut -d" " -f1-3 /proc/loadavg)
 log "load average $LOAD_AT_START; results in $OUT; $ROUNDS round(s); h2load -n $N_LAT (c1 m1) / -n $N_THR (c4 m16); wrk -d${WRK_SECS}s"
 for round in $(seq "$ROUNDS"); do
     log "round $round of $ROUNDS"
-    if (( round % 2 == 1 )); then grpc_order=(omnirelay-grpc tonic); http_order=(omnirelay-http axum)
-    else grpc_order=(tonic omnirelay-grpc); http_order=(axum omnirelay-http); fi
+    if (( round % 2 == 1 )); then grpc_order=(omnirelay-grpc tonic); http_order=(omnirelay-http axum hyper)
+    else grpc_order=(tonic omnirelay-grpc); http_order=(hyper axum omnirelay-http); fi
     grpc_round "$round" "${grpc_order[@]}"
     http_round "$round" "${http_order[@]}"
 done
@@ -339,6 +343,7 @@ alloc_server omnirelay-grpc EmptyCall UnaryCall100B
 alloc_server tonic EmptyCall UnaryCall100B
 alloc_server omnirelay-http echo100B
 alloc_server axum echo100B
+alloc_server hyper echo100B
 
 {
     echo "## Results ($(date -u '+%Y-%m-%d %H:%M UTC'))"

@@ -7,6 +7,7 @@
 //! | `tonic` | tonic `Server`, generated `TestServiceServer` | gRPC over h2c |
 //! | `omnirelay-http` | OmniRelay `HttpInbound`, raw-encoding unary echo | YARPC-HTTP over HTTP/1.1 |
 //! | `axum` | axum `POST /` echoing the body | HTTP/1.1 |
+//! | `hyper` | hyper 1 `http1` connection, a `service_fn` echoing the body: the floor | HTTP/1.1 |
 //!
 //! Both gRPC servers implement `EmptyCall` (an empty reply) and `UnaryCall` (a payload of
 //! `response_size` zero bytes); every other method answers `unimplemented`. Both run on the
@@ -45,6 +46,10 @@ pub enum Impl {
     OmnirelayHttp,
     /// axum 0.8: `POST /` echoes the body.
     Axum,
+    /// The floor under both HTTP servers: hyper's HTTP/1.1 connection serving a `service_fn`
+    /// that echoes the body, with no router, no headers read and no timers. No hyper-based
+    /// server does less per call, so its figures are what this machine allows.
+    Hyper,
 }
 
 /// Command line of `bench-server` and `bench-server-counted`.
@@ -150,6 +155,12 @@ async fn run(args: Args, snapshot: Option<Snapshot>) -> Result<(), String> {
                 Box::pin(async move { fut.await.map_err(|e| e.to_string()) }),
                 None,
             )
+        }
+        Impl::Hyper => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("bind {addr}: {e}"))?;
+            (Box::pin(hyper_floor(listener)), None)
         }
     };
     println!("listening {addr}");
@@ -291,4 +302,26 @@ pub fn omnirelay_echo() -> omnirelay::ProcedureSpec {
 /// The axum echo: `POST /` replies with the request body.
 pub fn axum_router() -> axum::Router {
     axum::Router::new().route("/", axum::routing::post(|body: Bytes| async move { body }))
+}
+
+/// The hyper floor: accepts connections and serves each with `hyper::server::conn::http1`, the
+/// body echoed back (collected first, as axum's `Bytes` extractor does).
+async fn hyper_floor(listener: tokio::net::TcpListener) -> Result<(), String> {
+    use http_body_util::{BodyExt, Full};
+    use hyper::body::Incoming;
+    use hyper_util::rt::TokioIo;
+
+    loop {
+        let (stream, _) = listener.accept().await.map_err(|e| e.to_string())?;
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(|request: hyper::Request<Incoming>| async {
+                let body = request.into_body().collect().await?.to_bytes();
+                Ok::<_, hyper::Error>(hyper::Response::new(Full::new(body)))
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
 }

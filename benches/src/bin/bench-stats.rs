@@ -251,37 +251,58 @@ fn table(path: &Path) -> Result<(), String> {
             );
             summaries.push(s);
         }
-        if let [ours, peer] = summaries.as_slice() {
-            // The two ran back to back in each round: their ratio per round cancels the
-            // machine's slower drifts better than the ratio of the medians.
-            let per_round: Vec<f64> = runs[&(scenario.clone(), servers[0].to_string())]
-                .rps
-                .iter()
-                .zip(&runs[&(scenario.clone(), servers[1].to_string())].rps)
-                .map(|(o, p)| o / p)
-                .filter(|r| r.is_finite())
-                .collect();
-            let spread = if per_round.is_empty() {
-                String::new()
-            } else {
-                let lo = per_round.iter().copied().fold(f64::INFINITY, f64::min);
-                let hi = per_round.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                format!(
-                    "per round {lo:.2}x-{hi:.2}x, median {:.2}x",
-                    median(per_round.clone())
-                )
-            };
-            println!(
-                "| {scenario} | **OmniRelay / {}** | **{}** | {spread} | {} | {} | {} | |",
-                servers[1],
-                ratio(ours.rps, peer.rps),
-                ratio(ours.mean_us, peer.mean_us),
-                ratio(ours.p99_us, peer.p99_us),
-                ratio(ours.cpu_per_100k, peer.cpu_per_100k),
-            );
+        // One ratio row per other server: the peer, then (HTTP) the hyper floor.
+        if servers.first().is_some_and(|s| s.starts_with("omnirelay")) {
+            let ours = &summaries[0];
+            for (other, peer) in servers.iter().zip(&summaries).skip(1) {
+                ratio_row(scenario, &runs, servers[0], other, ours, peer);
+            }
         }
     }
     Ok(())
+}
+
+/// The row `OmniRelay / OTHER` of a scenario: the ratio of the medians, and the spread and
+/// median of the per-round ratios.
+fn ratio_row(
+    scenario: &str,
+    runs: &BTreeMap<(String, String), Runs>,
+    ours_name: &str,
+    other: &str,
+    ours: &Summary,
+    peer: &Summary,
+) {
+    // The two ran back to back in each round: their ratio per round cancels the machine's
+    // slower drifts better than the ratio of the medians.
+    let per_round: Vec<f64> = runs[&(scenario.to_owned(), ours_name.to_owned())]
+        .rps
+        .iter()
+        .zip(&runs[&(scenario.to_owned(), other.to_owned())].rps)
+        .map(|(o, p)| o / p)
+        .filter(|r| r.is_finite())
+        .collect();
+    let spread = if per_round.is_empty() {
+        String::new()
+    } else {
+        let lo = per_round.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = per_round.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        format!(
+            "per round {lo:.2}x-{hi:.2}x, median {:.2}x",
+            median(per_round.clone())
+        )
+    };
+    let name = if other == "hyper" {
+        "hyper floor"
+    } else {
+        other
+    };
+    println!(
+        "| {scenario} | **OmniRelay / {name}** | **{}** | {spread} | {} | {} | {} | |",
+        ratio(ours.rps, peer.rps),
+        ratio(ours.mean_us, peer.mean_us),
+        ratio(ours.p99_us, peer.p99_us),
+        ratio(ours.cpu_per_100k, peer.cpu_per_100k),
+    );
 }
 
 fn allocs(path: &Path) -> Result<(), String> {
