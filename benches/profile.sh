@@ -5,7 +5,7 @@
 #   benches/profile.sh callgrind IMPL [CALL] [N]   instructions: total per call, top functions
 #   benches/profile.sh dhat IMPL [CALL] [N]        heap allocations by call site
 #
-# IMPL: omnirelay-grpc | tonic | omnirelay-http | axum. CALL: EmptyCall | UnaryCall100B (gRPC)
+# IMPL: omnirelay-grpc | tonic | omnirelay-http | axum | hyper (the floor). CALL: EmptyCall | UnaryCall100B (gRPC)
 # or echo100B (HTTP; the default for the HTTP servers). N: calls (default 2000), made with
 # h2load at -c1 -m1 after 200 warm-up calls; PROFILE_C and PROFILE_M set other connection and
 # stream counts (`PROFILE_C=64 benches/profile.sh callgrind axum echo100B 20000`). Builds
@@ -20,7 +20,7 @@ cd "$ROOT"
 TOOL=${1:?usage: profile.sh callgrind|dhat IMPL [CALL] [N]}
 IMPL=${2:?usage: profile.sh callgrind|dhat IMPL [CALL] [N]}
 case "$IMPL" in
-    omnirelay-http|axum) CALL=${3:-echo100B} ;;
+    omnirelay-http|axum|hyper) CALL=${3:-echo100B} ;;
     *) CALL=${3:-EmptyCall} ;;
 esac
 N=${4:-2000}

@@ -204,6 +204,14 @@ eq_with!(str, &str, String);
 pub(crate) struct LastName(Mutex<Option<Name>>);
 
 impl LastName {
+    /// The kept name, when `bytes` spell it: a value known to be text without checking it.
+    pub(crate) fn matching(&self, bytes: &[u8]) -> Option<Name> {
+        let last = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        last.as_ref()
+            .filter(|name| name.as_str().as_bytes() == bytes)
+            .cloned()
+    }
+
     /// `text` as a [`Name`]: the kept one when it matches, else a new copy, which is kept.
     pub(crate) fn get(&self, text: &str) -> Name {
         let mut last = self.0.lock().unwrap_or_else(PoisonError::into_inner);
@@ -229,6 +237,8 @@ mod tests {
         assert_eq!(first.as_str().as_ptr(), again.as_str().as_ptr(), "one copy");
         let other = last.get("caller-b");
         assert_eq!(other, "caller-b");
+        assert_eq!(last.matching(b"caller-b").as_deref(), Some("caller-b"));
+        assert_eq!(last.matching(b"caller-a"), None);
         let back = last.get("caller-a");
         assert_eq!(back, "caller-a");
         assert_ne!(

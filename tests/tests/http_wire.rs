@@ -247,6 +247,30 @@ async fn invalid_header_bytes_are_clear_400s() {
     assert_eq!(response.status, 400);
     assert_eq!(response.header("rpc-error-code"), "invalid-argument");
     assert_eq!(response.text(), "header Rpc-Caller is not valid UTF-8\n");
+    // The service and the encoding are compared as bytes before they are read as text: a value
+    // that is not the expected one still gets the UTF-8 check.
+    for (from, to, name) in [
+        (
+            &b"Rpc-Service: test-service"[..],
+            &b"Rpc-Service: test-\xffservice"[..],
+            "Rpc-Service",
+        ),
+        (
+            b"Rpc-Encoding: json",
+            b"Rpc-Encoding: js\xffon",
+            "Rpc-Encoding",
+        ),
+    ] {
+        let valid_caller = replace(&request, b"\xff\xfe", b"ok-caller");
+        let bad = replace(&valid_caller, from, to);
+        let response = raw_tcp(h.addr, &bad).await;
+        assert_eq!(response.status, 400, "{name}");
+        assert_eq!(response.header("rpc-error-code"), "invalid-argument");
+        assert_eq!(
+            response.text(),
+            format!("header {name} is not valid UTF-8\n")
+        );
+    }
     // A control byte in a header is refused by the HTTP parser itself.
     let pos = request.windows(2).position(|w| w == b"\xff\xfe").unwrap();
     request[pos] = 0x01;
@@ -503,4 +527,13 @@ async fn an_sse_stream_in_flight_finishes_during_drain() {
     }
     assert_eq!(got, ["0", "1", "2", "3", "4"]);
     stop.await.unwrap().unwrap();
+}
+
+/// `bytes` with the first `from` replaced by `to`.
+fn replace(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    let at = bytes
+        .windows(from.len())
+        .position(|w| w == from)
+        .expect("present");
+    [&bytes[..at], to, &bytes[at + from.len()..]].concat()
 }

@@ -167,6 +167,11 @@ impl CallMark {
     pub(crate) fn caller(&self, caller: &str) -> Name {
         self.0.caller.get(caller)
     }
+
+    /// The connection's previous caller, when `bytes` name it again (no UTF-8 check needed).
+    pub(crate) fn known_caller(&self, bytes: &[u8]) -> Option<Name> {
+        self.0.caller.matching(bytes)
+    }
 }
 
 impl Drop for CallMark {

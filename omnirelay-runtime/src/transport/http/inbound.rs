@@ -684,10 +684,25 @@ fn route(
     post: bool,
     mark: &CallMark,
 ) -> Result<Routed> {
-    let service = wire::value_text(scan.service, &RPC_SERVICE)?;
+    // The values clients send over and over (the dispatcher's service, the connection's last
+    // caller, an encoding's name) are compared as bytes first: a match is known to be text, so
+    // only the procedure and an unexpected value pay for the UTF-8 check.
+    let service = match scan.service {
+        Some(v) if v.as_bytes() == context.service().as_bytes() => Some(context.service()),
+        other => wire::value_text(other, &RPC_SERVICE)?,
+    };
     let procedure = wire::value_text(scan.procedure, &RPC_PROCEDURE)?;
-    let caller = wire::value_text(scan.caller, &RPC_CALLER)?;
-    let encoding = wire::value_text(scan.encoding, &RPC_ENCODING)?;
+    let known_caller = scan.caller.and_then(|v| mark.known_caller(v.as_bytes()));
+    let caller = match &known_caller {
+        Some(name) => Some(name.as_str()),
+        None => wire::value_text(scan.caller, &RPC_CALLER)?,
+    };
+    let encoding = match scan.encoding.map(HeaderValue::as_bytes) {
+        Some(b"proto") => Some("proto"),
+        Some(b"json") => Some("json"),
+        Some(b"raw") => Some("raw"),
+        _ => wire::value_text(scan.encoding, &RPC_ENCODING)?,
+    };
     let (Some(service), Some(procedure), Some(caller), Some(encoding)) =
         (service, procedure, caller, encoding)
     else {
@@ -802,7 +817,10 @@ fn route(
     // The service and (unless a wildcard matched) the procedure are the names the dispatcher
     // holds: shared, not copied.
     let meta = RequestMeta {
-        caller: mark.caller(caller),
+        caller: match &known_caller {
+            Some(name) => name.clone(),
+            None => mark.caller(caller),
+        },
         service: context.service_name().clone(),
         procedure: registered.map_or_else(|| Name::from(procedure), Name::clone),
         encoding,
