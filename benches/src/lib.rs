@@ -1,5 +1,6 @@
 //! Side-by-side benchmark servers: OmniRelay against tonic (gRPC) and axum (YARPC-HTTP vs plain
-//! HTTP/1.1), all built from the same `grpc.testing.TestService` definition.
+//! HTTP/1.1), all built from the same `grpc.testing.TestService` definition, and bare hyper as the
+//! floor under both HTTP servers.
 //!
 //! Every server binds `127.0.0.1` only. `benches/run.sh` drives them with `h2load` and `wrk`;
 //! `bench-server-counted` (feature `count-allocs`) runs the same servers under a counting global

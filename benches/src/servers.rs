@@ -1,4 +1,4 @@
-//! The four benchmark servers and the process around them (`bench-server` and
+//! The five benchmark servers and the process around them (`bench-server` and
 //! `bench-server-counted` are thin wrappers over [`main`]).
 //!
 //! | `--impl` | what | wire |
@@ -10,8 +10,8 @@
 //! | `hyper` | hyper 1 `http1` connection, a `service_fn` echoing the body: the floor | HTTP/1.1 |
 //!
 //! Both gRPC servers implement `EmptyCall` (an empty reply) and `UnaryCall` (a payload of
-//! `response_size` zero bytes); every other method answers `unimplemented`. Both run on the
-//! default multi-threaded tokio runtime (one worker per core), as `#[tokio::main]` gives.
+//! `response_size` zero bytes); every other method answers `unimplemented`. Every server runs on
+//! the default multi-threaded tokio runtime (one worker per core), as `#[tokio::main]` gives.
 //!
 //! The process prints `listening 127.0.0.1:<port>` on stdout once bound. With an allocation
 //! counter (the `bench-server-counted` binary) it prints

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures::{Stream, StreamExt};
+use futures::StreamExt;
 use http::StatusCode;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -22,6 +22,7 @@ use super::codec::BytesCodec;
 use super::metadata::{
     self, content_type_encoding, from_status, to_metadata, to_status, too_large,
 };
+use super::reply::{BoxedReply, Reply};
 use crate::dispatcher::{Inbound, InboundContext};
 use crate::error::{Error, Result};
 use crate::meta::{Request, RequestMeta, Response, Transport};
@@ -220,7 +221,7 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 fn serve(
     connection: Arc<Connection>,
     request: http::Request<Incoming>,
-) -> impl Future<Output = Result<http::Response<Body>, Infallible>> + Send {
+) -> impl Future<Output = Result<http::Response<GuardedBody<Body>>, Infallible>> + Send {
     async move {
         let Connection {
             context,
@@ -239,7 +240,7 @@ fn serve(
                 "retry-after",
                 tonic::metadata::MetadataValue::from_static("1"),
             );
-            return Ok(status.into_http::<Body>());
+            return Ok(guarded(status.into_http::<Body>(), guard));
         }
         let routed = match route(context, &request, caller) {
             Ok(routed) => routed,
@@ -265,9 +266,13 @@ fn serve(
     }
 }
 
-/// The response with its body counted as in flight until it has been sent.
-fn guarded(response: http::Response<Body>, guard: InFlightGuard) -> http::Response<Body> {
-    response.map(|body| Body::new(GuardedBody::new(body, guard)))
+/// The response with its body counted as in flight until it has been sent. Handed to hyper as
+/// it is: hyper takes any body type, so the guard does not need a box of its own.
+fn guarded(
+    response: http::Response<Body>,
+    guard: InFlightGuard,
+) -> http::Response<GuardedBody<Body>> {
+    response.map(|body| GuardedBody::new(body, guard))
 }
 
 /// A trailers-only gRPC error response.
@@ -360,8 +365,6 @@ fn route(
     })
 }
 
-type WireStream = std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, tonic::Status>> + Send>>;
-
 /// Runs a handler future under the call's deadline (see [`run_handler`]).
 async fn run<T>(deadline: Option<Instant>, call: impl Future<Output = Result<T>>) -> Result<T> {
     run_handler(deadline, call, expired).await
@@ -374,20 +377,29 @@ async fn first_message(requests: &mut ByteStream) -> Result<Bytes> {
         .ok_or_else(|| Error::invalid_argument("the request carried no message"))
 }
 
-/// The request stream as the handler reads it. A body that ends inside a frame is the caller's
-/// bad input: tonic calls it `internal`, OmniRelay `invalid-argument`.
+/// The request stream as a streaming handler reads it.
 fn inbound_stream(stream: tonic::Streaming<Bytes>) -> ByteStream {
-    Streaming::new(stream.map(|item| {
-        item.map_err(|status| {
-            if status.code() == tonic::Code::Internal
-                && status.message().starts_with("Unexpected EOF")
-            {
-                Error::invalid_argument("truncated gRPC frame: the request ended inside a message")
-            } else {
-                from_status(&status)
-            }
-        })
-    }))
+    Streaming::new(stream.map(|item| item.map_err(|status| wire_error(&status))))
+}
+
+/// The first request message, read straight from tonic's stream (a unary call does not need the
+/// boxed [`ByteStream`] a streaming handler reads).
+async fn first_wire_message(requests: &mut tonic::Streaming<Bytes>) -> Result<Bytes> {
+    requests
+        .message()
+        .await
+        .map_err(|status| wire_error(&status))?
+        .ok_or_else(|| Error::invalid_argument("the request carried no message"))
+}
+
+/// An error reading the request. A body that ends inside a frame is the caller's bad input:
+/// tonic calls it `internal`, OmniRelay `invalid-argument`.
+fn wire_error(status: &tonic::Status) -> Error {
+    if status.code() == tonic::Code::Internal && status.message().starts_with("Unexpected EOF") {
+        Error::invalid_argument("truncated gRPC frame: the request ended inside a message")
+    } else {
+        from_status(status)
+    }
 }
 
 /// The error of a call that passed its deadline.
@@ -403,21 +415,20 @@ fn expired() -> Error {
 fn dispatch(
     call: Option<Routed>,
     max_send: usize,
-    body: tonic::Streaming<Bytes>,
-) -> impl Future<Output = Result<tonic::Response<WireStream>, tonic::Status>> + Send {
+    mut body: tonic::Streaming<Bytes>,
+) -> impl Future<Output = Result<tonic::Response<Reply>, tonic::Status>> + Send {
     async move {
         let Some(call) = call else {
             return Err(tonic::Status::internal("gRPC call dispatched twice"));
         };
         let deadline = call.meta.deadline;
-        let mut requests = inbound_stream(body);
         let Pipeline::Unary(h) = call.spec.pipeline() else {
-            return Box::pin(dispatch_other(call, requests, max_send))
+            return Box::pin(dispatch_other(call, inbound_stream(body), max_send))
                 .await
                 .map_err(to_status);
         };
         let unary = async {
-            let body = first_message(&mut requests).await?;
+            let body = first_wire_message(&mut body).await?;
             invoke_pipeline!(h, Request::new(call.meta, body))
         };
         let outcome = {
@@ -435,7 +446,7 @@ async fn dispatch_other(
     call: Routed,
     mut requests: ByteStream,
     max_send: usize,
-) -> Result<tonic::Response<WireStream>> {
+) -> Result<tonic::Response<Reply>> {
     let Routed { spec, meta } = call;
     let deadline = meta.deadline;
     match spec.pipeline() {
@@ -488,10 +499,7 @@ fn trailers_item(trailers: &crate::meta::Headers) -> Result<Option<Result<Bytes,
     ))))
 }
 
-fn response_with(
-    headers: &crate::meta::Headers,
-    stream: WireStream,
-) -> Result<tonic::Response<WireStream>> {
+fn response_with(headers: &crate::meta::Headers, stream: Reply) -> Result<tonic::Response<Reply>> {
     let mut response = tonic::Response::new(stream);
     if !headers.is_empty() {
         *response.metadata_mut() =
@@ -500,24 +508,20 @@ fn response_with(
     Ok(response)
 }
 
-fn single_response(
-    response: Response<Bytes>,
-    max_send: usize,
-) -> Result<tonic::Response<WireStream>> {
+fn single_response(response: Response<Bytes>, max_send: usize) -> Result<tonic::Response<Reply>> {
     let (meta, body) = response.into_parts();
     if body.len() > max_send {
         return Err(too_large("response", body.len(), max_send));
     }
     let trailer = trailers_item(&meta.trailers)?;
-    let stream = futures::stream::iter(std::iter::once(Ok(body)).chain(trailer));
-    response_with(&meta.headers, Box::pin(stream))
+    response_with(&meta.headers, Reply::single(body, trailer))
 }
 
 fn stream_response(
     response: Response<ByteStream>,
     deadline: Option<Instant>,
     max_send: usize,
-) -> Result<tonic::Response<WireStream>> {
+) -> Result<tonic::Response<Reply>> {
     let (meta, body) = response.into_parts();
     let trailer = trailers_item(&meta.trailers)?;
     let body = with_deadline(body, deadline, "the handler's stream");
@@ -532,5 +536,6 @@ fn stream_response(
             Err(_) => Err(to_status(Error::internal("the handler's stream panicked"))),
         })
         .chain(futures::stream::iter(trailer));
-    response_with(&meta.headers, Box::pin(stream))
+    let stream: BoxedReply = Box::pin(stream);
+    response_with(&meta.headers, Reply::Stream(stream))
 }

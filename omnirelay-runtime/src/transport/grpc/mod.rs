@@ -19,6 +19,7 @@ mod codec;
 mod inbound;
 mod metadata;
 mod outbound;
+mod reply;
 
 pub use inbound::GrpcInbound;
 pub use outbound::GrpcOutbound;
