@@ -420,3 +420,54 @@ async fn dropping_a_duplex_response_cancels_the_call_while_requests_are_open() {
     );
     drop(tx);
 }
+
+/// The `unavailable` answers a drain gives new calls are counted in flight only until they are
+/// sent: a burst of them on a connection does not hold the stop past the in-flight call.
+#[tokio::test]
+async fn draining_answers_do_not_hold_up_the_stop() {
+    let (dropped, finished) = (Arc::default(), Arc::new(AtomicBool::new(false)));
+    let h = Harness::start_with(
+        GrpcInbound::new(loopback()).drain_timeout(Duration::from_secs(30)),
+        GrpcOutbound::new,
+        sleeper("slow::Sleep", dropped, Arc::clone(&finished)),
+    )
+    .await;
+    let client = raw(&h);
+    let in_flight = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            client
+                .unary::<Bytes, Bytes>(
+                    "slow::Sleep",
+                    &Bytes::from_static(b"300"),
+                    CallOptions::new(),
+                )
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let server = Arc::new(h.server);
+    let stop = {
+        let server = server.clone();
+        tokio::spawn(async move { server.stop().await })
+    };
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let mut refused = 0;
+    for _ in 0..20 {
+        match client
+            .unary::<Bytes, Bytes>("slow::Sleep", &Bytes::from_static(b"1"), CallOptions::new())
+            .await
+        {
+            Err(err) if err.code() == Code::Unavailable => refused += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(refused, 20);
+    tokio::time::timeout(Duration::from_secs(5), stop)
+        .await
+        .expect("the stop ends with the in-flight call, not the 30 s drain timeout")
+        .unwrap()
+        .unwrap();
+    assert!(finished.load(Ordering::SeqCst));
+    assert_eq!(in_flight.await.unwrap().unwrap().body.as_ref(), b"300");
+}

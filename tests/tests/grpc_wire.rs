@@ -333,3 +333,81 @@ async fn health_knows_registered_protobuf_services() {
     assert_eq!(response.grpc_status(), Some(0));
     assert_eq!(&response.body[5..], b"\x08\x01");
 }
+
+/// A unary call reads exactly its first message from the wire: what follows it is not read, and
+/// the frame flags, the size limit and the reply's application headers and trailers answer as
+/// before.
+#[tokio::test]
+async fn unary_wire_edges() {
+    let spec = typed::unary("u::Echo", RawCodec, |r: Request<Bytes>| async move {
+        Ok(match r.body.as_ref() {
+            b"meta" => Response::new(Bytes::from_static(b"m"))
+                .with_header("x-app-header", "h")
+                .with_trailer("x-app-trailer", "t"),
+            b"only-trailer" => Response::new(Bytes::new()).with_trailer("x-t", "t"),
+            _ => Response::new(r.body),
+        })
+    });
+    let h = Harness::start_with(
+        omnirelay::transport::grpc::GrpcInbound::new(omnirelay_tests::loopback())
+            .max_recv_message_size(64),
+        omnirelay::transport::grpc::GrpcOutbound::new,
+        spec,
+    )
+    .await;
+    let call = |body: Bytes| {
+        let mut request = grpc_request(h.addr, "/u/Echo", "application/grpc", body);
+        request
+            .headers_mut()
+            .insert("rpc-encoding", "raw".parse().unwrap());
+        raw_h2(h.addr, request)
+    };
+    let flagged = |flag: u8| {
+        let mut frame = grpc_frame(b"hello").to_vec();
+        frame[0] = flag;
+        Bytes::from(frame)
+    };
+    // Two messages, and one followed by a partial frame: served from the first.
+    for body in [
+        [grpc_frame(b"first"), grpc_frame(b"second")].concat(),
+        [&grpc_frame(b"first")[..], &[0, 0, 0, 0, 50, b'a']].concat(),
+    ] {
+        let response = call(Bytes::from(body)).await;
+        assert_eq!(response.grpc_status(), Some(0));
+        assert_eq!(&response.body[..], &grpc_frame(b"first")[..]);
+    }
+    // The compressed flag without grpc-encoding, and an unknown flag: internal, as tonic says.
+    for (flag, says) in [(1, "compressed-flag"), (2, "invalid compression flag")] {
+        let response = call(flagged(flag)).await;
+        assert_eq!(
+            response.grpc_status(),
+            Some(Code::Internal.as_i32()),
+            "{flag}"
+        );
+        assert!(
+            response.grpc_message().contains(says),
+            "{}",
+            response.grpc_message()
+        );
+    }
+    // Over the limit by one byte; at the limit.
+    let response = call(grpc_frame(&[b'q'; 65])).await;
+    assert_eq!(
+        response.grpc_status(),
+        Some(Code::ResourceExhausted.as_i32())
+    );
+    let response = call(grpc_frame(&[b'q'; 64])).await;
+    assert_eq!(response.grpc_status(), Some(0));
+    assert_eq!(response.body.len(), 69);
+    // Application headers and trailers on the one-message reply.
+    let response = call(grpc_frame(b"meta")).await;
+    assert_eq!(response.grpc_status(), Some(0));
+    assert_eq!(response.headers.get("x-app-header").unwrap(), "h");
+    assert_eq!(&response.body[..], &grpc_frame(b"m")[..]);
+    let trailers = response.trailers.as_ref().expect("trailers");
+    assert_eq!(trailers.get("x-app-trailer").unwrap(), "t");
+    let response = call(grpc_frame(b"only-trailer")).await;
+    assert_eq!(response.grpc_status(), Some(0));
+    assert_eq!(&response.body[..], &grpc_frame(b"")[..]);
+    assert_eq!(response.trailers.as_ref().unwrap().get("x-t").unwrap(), "t");
+}

@@ -537,3 +537,176 @@ fn replace(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
         .expect("present");
     [&bytes[..at], to, &bytes[at + from.len()..]].concat()
 }
+
+/// The service, caller and encoding values answer the same whether they take the byte-compared
+/// fast path or the UTF-8 check: on one keep-alive connection, a caller that repeats, changes,
+/// is empty or is not UTF-8; empty values count as missing; encodings in other spellings; which
+/// error wins when several values are bad; and the caller the handler is told.
+#[tokio::test]
+async fn header_values_answer_alike_on_the_fast_and_the_checked_path() {
+    struct Any;
+    impl omnirelay::Codec<Bytes> for Any {
+        fn encodings(&self) -> &'static [Encoding] {
+            &[Encoding::Raw, Encoding::Json, Encoding::Proto]
+        }
+        fn encode(&self, _: Encoding, value: &Bytes) -> omnirelay::Result<Bytes> {
+            Ok(value.clone())
+        }
+        fn decode(&self, _: Encoding, bytes: Bytes) -> omnirelay::Result<Bytes> {
+            Ok(bytes)
+        }
+    }
+    let who = typed::unary("who::Am", Any, |r: Request<Bytes>| async move {
+        Ok(Response::new(Bytes::from(format!(
+            "{}|{}",
+            r.meta.caller, r.meta.encoding
+        ))))
+    });
+    let h = HttpHarness::start(who).await;
+    let tcp = tokio::net::TcpStream::connect(h.addr).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    // (service, caller, encoding) => (status, body)
+    let cases: &[(&[u8], &[u8], &[u8], u16, &str)] = &[
+        (b"test-service", b"a", b"raw", 200, "a|raw"),
+        (b"test-service", b"a", b"raw", 200, "a|raw"),
+        (b"test-service", b"b", b"json", 200, "b|json"),
+        (b"test-service", b"a", b"proto", 200, "a|proto"),
+        (b"test-service", b"a", b"RAW", 200, "a|raw"),
+        (b"test-service", b"a", b"Proto", 200, "a|proto"),
+        (b"test-service", b"a", b"application/json", 200, "a|json"),
+        (
+            b"test-service",
+            b"a",
+            b"thrift",
+            400,
+            "unknown encoding \"thrift\"",
+        ),
+        (b"test-service", b"", b"raw", 400, "missing caller name\n"),
+        (b"test-service", b"a", b"", 400, "missing encoding\n"),
+        (b"", b"a", b"raw", 400, "missing service name\n"),
+        (
+            b"",
+            b"",
+            b"",
+            400,
+            "missing service name, caller name, encoding\n",
+        ),
+        (
+            b"test-service",
+            b"\xff",
+            b"raw",
+            400,
+            "header Rpc-Caller is not valid UTF-8\n",
+        ),
+        (
+            b"test-service",
+            b"a\xff",
+            b"raw",
+            400,
+            "header Rpc-Caller is not valid UTF-8\n",
+        ),
+        (
+            b"test-service",
+            b"a",
+            b"r\xffaw",
+            400,
+            "header Rpc-Encoding is not valid UTF-8\n",
+        ),
+        (
+            b"\xff",
+            b"\xff",
+            b"\xff",
+            400,
+            "header Rpc-Service is not valid UTF-8\n",
+        ),
+        (
+            b"test-service",
+            b"\xff",
+            b"\xff",
+            400,
+            "header Rpc-Caller is not valid UTF-8\n",
+        ),
+        (
+            b"",
+            b"\xff",
+            b"",
+            400,
+            "header Rpc-Caller is not valid UTF-8\n",
+        ),
+        (b"test-service", b"caf\xc3\xa9", b"raw", 200, "café|raw"),
+        (b"test-service", b"caf\xc3\xa9", b"raw", 200, "café|raw"),
+        (b"test-service", b"a", b"raw", 200, "a|raw"),
+        (
+            b"other",
+            b"a",
+            b"raw",
+            501,
+            "unrecognized service name \"other\"",
+        ),
+    ];
+    for &(service, caller, encoding, status, body) in cases {
+        let value = |b: &[u8]| http::HeaderValue::from_bytes(b).unwrap();
+        let request = http::Request::post(format!("http://{}/", h.addr))
+            .header("rpc-service", value(service))
+            .header("rpc-procedure", "who::Am")
+            .header("rpc-caller", value(caller))
+            .header("rpc-encoding", value(encoding))
+            .header("context-ttl-ms", "1000")
+            .body(Full::new(Bytes::from_static(b"x")))
+            .unwrap();
+        sender.ready().await.unwrap();
+        let response = sender.send_request(request).await.unwrap();
+        let got = response.status().as_u16();
+        let text = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        let text = String::from_utf8_lossy(&text);
+        let case = (
+            String::from_utf8_lossy(service),
+            String::from_utf8_lossy(caller),
+            String::from_utf8_lossy(encoding),
+        );
+        assert_eq!(got, status, "{case:?}: {text}");
+        assert!(
+            if status == 200 {
+                text == body
+            } else {
+                text.starts_with(body)
+            },
+            "{case:?}: {text:?}"
+        );
+    }
+}
+
+/// An inbound started on a context with an empty service name: an empty `Rpc-Service` value is
+/// still a missing service name, not a match.
+#[tokio::test]
+async fn an_empty_service_value_is_missing_even_when_the_context_is_unnamed() {
+    use omnirelay::Inbound;
+    use omnirelay::dispatcher::InboundContext;
+    let mut registry = omnirelay::procedure::Registry::new();
+    registry
+        .register(typed::unary(
+            "e::Echo",
+            RawCodec,
+            |r: Request<Bytes>| async move { Ok(Response::new(r.body)) },
+        ))
+        .unwrap();
+    let inbound = HttpInbound::new(loopback());
+    let addr = inbound
+        .start(Arc::new(InboundContext::new("", registry)))
+        .await
+        .unwrap();
+    let request = b"POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nRpc-Caller: c\r\n\
+        Rpc-Service: \r\nRpc-Procedure: e::Echo\r\nRpc-Encoding: raw\r\n\
+        Context-TTL-MS: 1000\r\nContent-Length: 2\r\n\r\nhi";
+    let response = raw_tcp(addr, request).await;
+    assert_eq!(response.status, 400, "{}", response.text());
+    assert_eq!(response.text(), "missing service name\n");
+    inbound.stop().await.unwrap();
+}

@@ -688,7 +688,9 @@ fn route(
     // caller, an encoding's name) are compared as bytes first: a match is known to be text, so
     // only the procedure and an unexpected value pay for the UTF-8 check.
     let service = match scan.service {
-        Some(v) if v.as_bytes() == context.service().as_bytes() => Some(context.service()),
+        Some(v) if !v.is_empty() && v.as_bytes() == context.service().as_bytes() => {
+            Some(context.service())
+        }
         other => wire::value_text(other, &RPC_SERVICE)?,
     };
     let procedure = wire::value_text(scan.procedure, &RPC_PROCEDURE)?;
