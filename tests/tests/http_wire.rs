@@ -569,8 +569,15 @@ async fn header_values_answer_alike_on_the_fast_and_the_checked_path() {
             .await
             .unwrap();
     tokio::spawn(connection);
-    // (service, caller, encoding) => (status, body)
-    let cases: &[(&[u8], &[u8], &[u8], u16, &str)] = &[
+    /// Service, caller and encoding values; the status; the body, or its start for errors.
+    type Case = (
+        &'static [u8],
+        &'static [u8],
+        &'static [u8],
+        u16,
+        &'static str,
+    );
+    let cases: &[Case] = &[
         (b"test-service", b"a", b"raw", 200, "a|raw"),
         (b"test-service", b"a", b"raw", 200, "a|raw"),
         (b"test-service", b"b", b"json", 200, "b|json"),
