@@ -370,20 +370,13 @@ async fn run<T>(deadline: Option<Instant>, call: impl Future<Output = Result<T>>
     run_handler(deadline, call, expired).await
 }
 
-async fn first_message(requests: &mut ByteStream) -> Result<Bytes> {
-    requests
-        .message()
-        .await?
-        .ok_or_else(|| Error::invalid_argument("the request carried no message"))
-}
-
 /// The request stream as a streaming handler reads it.
 fn inbound_stream(stream: tonic::Streaming<Bytes>) -> ByteStream {
     Streaming::new(stream.map(|item| item.map_err(|status| wire_error(&status))))
 }
 
-/// The first request message, read straight from tonic's stream (a unary call does not need the
-/// boxed [`ByteStream`] a streaming handler reads).
+/// The first request message of a call whose handler takes one, read straight from tonic's
+/// stream (only a streaming handler needs the boxed [`ByteStream`]).
 async fn first_wire_message(requests: &mut tonic::Streaming<Bytes>) -> Result<Bytes> {
     requests
         .message()
@@ -423,7 +416,7 @@ fn dispatch(
         };
         let deadline = call.meta.deadline;
         let Pipeline::Unary(h) = call.spec.pipeline() else {
-            return Box::pin(dispatch_other(call, inbound_stream(body), max_send))
+            return Box::pin(dispatch_other(call, body, max_send))
                 .await
                 .map_err(to_status);
         };
@@ -444,7 +437,7 @@ fn dispatch(
 /// Calls a procedure that is not unary.
 async fn dispatch_other(
     call: Routed,
-    mut requests: ByteStream,
+    mut requests: tonic::Streaming<Bytes>,
     max_send: usize,
 ) -> Result<tonic::Response<Reply>> {
     let Routed { spec, meta } = call;
@@ -452,7 +445,7 @@ async fn dispatch_other(
     match spec.pipeline() {
         Pipeline::Unary(_) => Err(Error::internal("routed a unary procedure as streaming")),
         Pipeline::Oneway(h) => {
-            let body = run(deadline, first_message(&mut requests)).await?;
+            let body = run(deadline, first_wire_message(&mut requests)).await?;
             let procedure = meta.procedure.clone();
             let h = h.clone();
             tokio::spawn(async move {
@@ -467,19 +460,25 @@ async fn dispatch_other(
         }
         Pipeline::ServerStream(h) => {
             let response = run(deadline, async {
-                let body = first_message(&mut requests).await?;
+                let body = first_wire_message(&mut requests).await?;
                 h.invoke_inline(Request::new(meta, body)).await
             })
             .await?;
             stream_response(response, deadline, max_send)
         }
         Pipeline::ClientStream(h) => {
-            let call = async { h.invoke_inline(Request::new(meta, requests)).await };
+            let call = async {
+                h.invoke_inline(Request::new(meta, inbound_stream(requests)))
+                    .await
+            };
             let response = run(deadline, call).await?;
             single_response(response, max_send)
         }
         Pipeline::Duplex(h) => {
-            let call = async { h.invoke_inline(Request::new(meta, requests)).await };
+            let call = async {
+                h.invoke_inline(Request::new(meta, inbound_stream(requests)))
+                    .await
+            };
             let response = run(deadline, call).await?;
             stream_response(response, deadline, max_send)
         }
