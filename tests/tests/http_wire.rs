@@ -717,3 +717,51 @@ async fn an_empty_service_value_is_missing_even_when_the_context_is_unnamed() {
     assert_eq!(response.text(), "missing service name\n");
     inbound.stop().await.unwrap();
 }
+
+/// A unary call's deadline error names the call from the request's own headers (the first value
+/// of each, as routing read them), both when the handler is too slow and when the body arrives
+/// after the deadline; the second case closes the connection, whose body was not read whole.
+#[tokio::test]
+async fn deadline_errors_name_the_call_from_its_first_header_values() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let h = HttpHarness::start(slow()).await;
+    let head = |ttl: u32, length: usize| {
+        format!(
+            "POST / HTTP/1.1\r\nhost: x\r\nrpc-service: test-service\r\nrpc-procedure: slow::Sleep\r\n\
+             rpc-caller: first\r\nrpc-caller: second\r\nrpc-encoding: raw\r\ncontext-ttl-ms: {ttl}\r\n\
+             content-length: {length}\r\n\r\n"
+        )
+    };
+    let expected = |ttl: &str| {
+        format!(
+            r#"call to procedure "slow::Sleep" of service "test-service" from caller "first" timed out after {ttl}"#
+        )
+    };
+    // The handler sleeps past the deadline.
+    let request =
+        format!("{}500", head(50, 3)).replace("host: x\r\n", "host: x\r\nconnection: close\r\n");
+    let slow_handler = raw_tcp(h.addr, request.as_bytes()).await;
+    assert_eq!(slow_handler.status.as_u16(), 504, "{slow_handler:?}");
+    assert_eq!(
+        slow_handler.headers["rpc-error-code"], "deadline-exceeded",
+        "{slow_handler:?}"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&slow_handler.body).trim_end(),
+        expected("50ms")
+    );
+    // The body comes after the deadline: the handler does not run.
+    let mut stream = tokio::net::TcpStream::connect(h.addr).await.unwrap();
+    stream.write_all(head(40, 1).as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let _ = stream.write_all(b"0").await;
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut out))
+        .await
+        .expect("the connection is closed after the answer")
+        .unwrap();
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 504"), "{text}");
+    assert!(text.contains("connection: close"), "{text}");
+    assert!(text.contains(&expected("40ms")), "{text}");
+}

@@ -663,13 +663,12 @@ fn classify(method: &Method, scan: &Scan<'_>) -> Result<Mode> {
     )))
 }
 
-/// A routed call: how it is served, its procedure, its metadata and what its deadline error
-/// says.
+/// A routed call: how it is served, its procedure and its metadata. What its deadline error
+/// says is read from the request's headers when it is needed ([`TimeoutInfo::of`]).
 struct Routed {
     mode: Mode,
     spec: Arc<ProcedureSpec>,
     meta: RequestMeta,
-    timeout: Option<TimeoutInfo>,
 }
 
 /// Checks a call's headers in yarpc-go's order and finds its procedure; returns the mode the call
@@ -805,17 +804,6 @@ fn route(
     let routing_key = optional(scan.routing_key, &RPC_ROUTING_KEY)?;
     let routing_delegate = optional(scan.routing_delegate, &RPC_ROUTING_DELEGATE)?;
     let caller_procedure = optional(scan.caller_procedure, &RPC_CALLER_PROCEDURE)?;
-    // The three names were checked to be present, so their values are too: clones of the
-    // request's own header bytes (reference counts, no copies), read only if the call times out.
-    let timeout = match (ttl, scan.procedure, scan.service, scan.caller) {
-        (Some(ttl), Some(procedure), Some(service), Some(caller)) => Some(TimeoutInfo {
-            procedure: procedure.clone(),
-            service: service.clone(),
-            caller: caller.clone(),
-            ttl,
-        }),
-        _ => None,
-    };
     // The service and (unless a wildcard matched) the procedure are the names the dispatcher
     // holds: shared, not copied.
     let meta = RequestMeta {
@@ -839,7 +827,6 @@ fn route(
         mode,
         spec: spec.clone(),
         meta,
-        timeout,
     })
 }
 
@@ -847,6 +834,12 @@ fn route(
 /// hyper put it: the request, its routed metadata and the handler's future are not moved again.
 /// The rarer paths (administrative endpoints, oneway, SSE) are boxed, one allocation each, so
 /// that their larger states do not grow the future every unary call moves into hyper.
+///
+/// The headers are read and the call routed in [`admit`], a plain function, so its temporaries
+/// (the header scan, the routing result) stay on the stack rather than in this future's state.
+/// The request is split into its head and body before the future is made, so the body can be
+/// read while the head stays borrowed: a deadline error reads the call's names from the head
+/// when it happens ([`TimeoutInfo::of`]) instead of every call cloning them up front.
 ///
 /// Every response carries `mark`, which counts the call on its connection until the response
 /// is written (see `connection.rs`).
@@ -857,15 +850,17 @@ fn route(
 fn handle(
     shared: Arc<Shared>,
     mark: CallMark,
-    mut request: http::Request<Incoming>,
+    request: http::Request<Incoming>,
 ) -> impl Future<Output = std::result::Result<http::Response<Body>, Infallible>> + Send {
+    let (head, mut body) = request.into_parts();
     async move {
         let mut response = 'call: {
-            if let Some(endpoint) = shared.context.endpoint(request.uri().path()) {
+            if let Some(endpoint) = shared.context.endpoint(head.uri.path()) {
+                let request = http::Request::from_parts(head, body);
                 break 'call Box::pin(admin(endpoint.clone(), request)).await;
             }
-            if matches!(*request.method(), Method::GET | Method::HEAD) {
-                match request.uri().path() {
+            if matches!(head.method, Method::GET | Method::HEAD) {
+                match head.uri.path() {
                     "/omnirelay/introspect" => {
                         break 'call json_response(StatusCode::OK, &shared.context.introspect());
                     }
@@ -876,68 +871,55 @@ fn handle(
             }
             // Counted before the drain check, so a stop that saw no call in flight sees none start.
             let guard = shared.in_flight.enter();
-            let version = request.version();
+            let version = head.version;
             if shared.is_draining() {
                 break 'call draining(&shared, version);
             }
-            let scan = Scan::of(request.headers());
-            let both = scan.both();
-            if scan.bytes > shared.config.max_header_bytes {
-                let error = too_large(
-                    "request headers",
-                    scan.bytes,
-                    shared.config.max_header_bytes,
-                );
-                break 'call close_after(error_response(&shared, &error, both), version);
-            }
-            let limit = BodyLimit {
-                max: shared.config.max_body_bytes,
-                expect_continue: scan.expect_continue(),
+            let Admitted {
+                routed: Routed { mode, spec, meta },
+                limit,
+                both,
+            } = match admit(&shared, &head, &mark) {
+                Ok(admitted) => admitted,
+                Err(response) => break 'call response,
             };
-            let method = request.method();
-            let post = method == Method::POST;
-            let mode = match classify(method, &scan) {
-                Ok(mode) => mode,
-                Err(error) => break 'call error_response(&shared, &error, both),
-            };
-            let routed = match route(&shared.context, scan, mode, post, &mark) {
-                Ok(routed) => routed,
-                Err(error) => break 'call error_response(&shared, &error, both),
-            };
-            let h = match (routed.mode, routed.spec.pipeline()) {
+            let h = match (mode, spec.pipeline()) {
                 (Mode::Plain, Pipeline::Unary(h)) => h,
-                (Mode::Plain, _) => {
-                    break 'call Box::pin(oneway(&shared, routed, request, limit, both, guard))
-                        .await;
-                }
-                (Mode::Sse, _) => {
-                    break 'call Box::pin(server_stream(
-                        &shared, routed, request, limit, both, guard,
-                    ))
-                    .await;
-                }
-                (Mode::WebSocket, _) => {
-                    break 'call websocket(&shared, routed, request, both, guard);
+                (mode, _) => {
+                    let routed = Routed { mode, spec, meta };
+                    let request = http::Request::from_parts(head, body);
+                    break 'call match mode {
+                        Mode::Plain => {
+                            Box::pin(oneway(&shared, routed, request, limit, both, guard)).await
+                        }
+                        Mode::Sse => {
+                            Box::pin(server_stream(&shared, routed, request, limit, both, guard))
+                                .await
+                        }
+                        Mode::WebSocket => websocket(&shared, routed, request, both, guard),
+                    };
                 }
             };
             // A unary call. One deadline (one `run_pinned`) covers reading the body and the handler.
-            let deadline = routed.meta.deadline;
-            let encoding = routed.meta.encoding;
-            let timeout = routed.timeout.as_ref();
+            let deadline = meta.deadline;
+            let encoding = meta.encoding;
+            let ttl = meta.ttl;
+            let headers = &head.headers;
+            let late = || expired(TimeoutInfo::of(headers, ttl).as_ref());
             let mut body_read = false;
             let call = async {
-                let body = read_body(request.body_mut(), limit).await?;
+                let bytes = read_body(&mut body, limit).await?;
                 body_read = true;
                 // As before the handler had a deadline of its own: a call whose deadline passed
                 // while its body was read does not start its handler.
                 if deadline.is_some_and(|d| d <= Instant::now()) {
-                    return Err(expired(timeout));
+                    return Err(late());
                 }
-                invoke_pipeline!(h, Request::new(routed.meta, body))
+                invoke_pipeline!(h, Request::new(meta, bytes))
             };
             let outcome = {
                 let call = std::pin::pin!(caught(call));
-                run_pinned(deadline, call, || expired(timeout)).await
+                run_pinned(deadline, call, late).await
             };
             let mut response = match outcome {
                 Ok(response) => success(&shared, response, encoding, both),
@@ -954,6 +936,51 @@ fn handle(
         response.body_mut().call = Some(mark);
         Ok(response)
     }
+}
+
+/// A call that passed the checks on its headers: routed, with its body's limit and whether the
+/// client accepts errors in both forms.
+struct Admitted {
+    routed: Routed,
+    limit: BodyLimit,
+    both: bool,
+}
+
+/// Reads a request's headers (once, [`Scan::of`]) and routes the call, or answers it with an
+/// error response. A plain function, so the scan lives on the stack (see [`handle`]). Both
+/// variants are large, and both are taken apart at once by the only caller, on the stack.
+#[allow(clippy::result_large_err)]
+fn admit(
+    shared: &Shared,
+    head: &http::request::Parts,
+    mark: &CallMark,
+) -> std::result::Result<Admitted, http::Response<Body>> {
+    let scan = Scan::of(&head.headers);
+    let both = scan.both();
+    if scan.bytes > shared.config.max_header_bytes {
+        let error = too_large(
+            "request headers",
+            scan.bytes,
+            shared.config.max_header_bytes,
+        );
+        return Err(close_after(
+            error_response(shared, &error, both),
+            head.version,
+        ));
+    }
+    let limit = BodyLimit {
+        max: shared.config.max_body_bytes,
+        expect_continue: scan.expect_continue(),
+    };
+    let post = head.method == Method::POST;
+    let routed = classify(&head.method, &scan)
+        .and_then(|mode| route(&shared.context, scan, mode, post, mark))
+        .map_err(|error| error_response(shared, &error, both))?;
+    Ok(Admitted {
+        routed,
+        limit,
+        both,
+    })
 }
 
 /// The answer to a call that arrives while the inbound drains.
@@ -984,6 +1011,18 @@ struct TimeoutInfo {
 }
 
 impl TimeoutInfo {
+    /// What a call with these headers says when it times out; `None` without a TTL. The names
+    /// are the first values of their headers, as routing read them (it refused a call that
+    /// lacks one, so a routed call has all three).
+    fn of(headers: &HeaderMap, ttl: Option<Duration>) -> Option<TimeoutInfo> {
+        Some(TimeoutInfo {
+            procedure: headers.get(RPC_PROCEDURE)?.clone(),
+            service: headers.get(RPC_SERVICE)?.clone(),
+            caller: headers.get(RPC_CALLER)?.clone(),
+            ttl: ttl?,
+        })
+    }
+
     fn error(&self) -> Error {
         // Checked to be UTF-8 by `route`.
         fn text(v: &HeaderValue) -> std::borrow::Cow<'_, str> {
@@ -1122,12 +1161,8 @@ async fn oneway(
     both: bool,
     guard: InFlightGuard,
 ) -> http::Response<Body> {
-    let Routed {
-        spec,
-        meta,
-        timeout,
-        ..
-    } = call;
+    let Routed { spec, meta, .. } = call;
+    let timeout = TimeoutInfo::of(request.headers(), meta.ttl);
     let Pipeline::Oneway(h) = spec.pipeline() else {
         let error = Error::internal("routed a streaming procedure as unary");
         return error_response(shared, &error, both);
@@ -1163,12 +1198,8 @@ async fn server_stream(
     both: bool,
     guard: InFlightGuard,
 ) -> http::Response<Body> {
-    let Routed {
-        spec,
-        meta,
-        timeout,
-        ..
-    } = call;
+    let Routed { spec, meta, .. } = call;
+    let timeout = TimeoutInfo::of(request.headers(), meta.ttl);
     let Pipeline::ServerStream(h) = spec.pipeline() else {
         let error = Error::internal("routed a procedure that is not a server stream as SSE");
         return error_response(shared, &error, both);
@@ -1276,13 +1307,9 @@ fn websocket(
     both: bool,
     guard: InFlightGuard,
 ) -> http::Response<Body> {
-    let Routed {
-        spec,
-        meta,
-        timeout,
-        ..
-    } = call;
+    let Routed { spec, meta, .. } = call;
     let headers = request.headers();
+    let timeout = TimeoutInfo::of(headers, meta.ttl);
     if request.version() != Version::HTTP_11 {
         let error = Error::invalid_argument(
             "WebSocket calls need HTTP/1.1 (an Upgrade request); this request is not HTTP/1.1",
