@@ -1000,8 +1000,9 @@ fn draining(shared: &Shared, version: Version) -> http::Response<Body> {
 // Handlers
 
 /// What a deadline error says (yarpc-go's message): the request's own `Rpc-Procedure`,
-/// `Rpc-Service` and `Rpc-Caller` values (clones share the request's bytes, so keeping them
-/// copies nothing), formatted only when a call times out.
+/// `Rpc-Service` and `Rpc-Caller` values, formatted only when a call times out. A unary call
+/// reads them from its head only then; oneway, SSE and WebSocket calls, which hand the request
+/// on, keep clones (which share the request's bytes, copying nothing).
 #[derive(Clone)]
 struct TimeoutInfo {
     procedure: HeaderValue,
@@ -1011,9 +1012,10 @@ struct TimeoutInfo {
 }
 
 impl TimeoutInfo {
-    /// What a call with these headers says when it times out; `None` without a TTL. The names
-    /// are the first values of their headers, as routing read them (it refused a call that
-    /// lacks one, so a routed call has all three).
+    /// What a call with these headers says when it times out; `None` without a TTL or without
+    /// one of the three names. The names are the first values of their headers, as [`Scan::of`]
+    /// read them for routing, which refused a call that lacks one: a routed call has all three.
+    /// If routing ever picks other values, this must pick the same ones.
     fn of(headers: &HeaderMap, ttl: Option<Duration>) -> Option<TimeoutInfo> {
         Some(TimeoutInfo {
             procedure: headers.get(RPC_PROCEDURE)?.clone(),
