@@ -10,7 +10,8 @@
 # h2load at -c1 -m1 after 200 warm-up calls; PROFILE_C and PROFILE_M set other connection and
 # stream counts (`PROFILE_C=64 benches/profile.sh callgrind axum echo100B 20000`).
 # PROFILE_CACHE=1 adds valgrind's simulated caches (`--cache-sim=yes`: D1, LL misses per
-# function; a model of one core, not this machine's caches). Builds
+# function; a model of one core, not this machine's caches); PROFILE_BRANCH=1 adds its branch
+# predictor model (`--branch-sim=yes`: conditional and indirect branches mispredicted). Builds
 # `--profile profiling` (release plus line tables; honours CARGO_TARGET_DIR) and installs
 # valgrind with apt-get when missing. Output goes to $PROFILE_OUT (default: <target
 # dir>/profile/). PROFILE_PORT sets the port (default 28079).
@@ -56,7 +57,8 @@ esac
 
 case "$TOOL" in
     callgrind) VG=(valgrind --tool=callgrind --instr-atstart=no "--callgrind-out-file=$OUT/$TAG.out")
-        [[ -n ${PROFILE_CACHE:-} ]] && VG+=(--cache-sim=yes) ;;
+        [[ -n ${PROFILE_CACHE:-} ]] && VG+=(--cache-sim=yes)
+        [[ -n ${PROFILE_BRANCH:-} ]] && VG+=(--branch-sim=yes) ;;
     dhat) VG=(valgrind --tool=dhat "--dhat-out-file=$OUT/$TAG.json") ;;
     *) echo "unknown tool $TOOL" >&2; exit 2 ;;
 esac
