@@ -167,7 +167,7 @@ struct Shared {
     kill: watch::Sender<bool>,
 }
 
-/// The header capacity of a unary success over HTTP/1. hyper keeps each response's header map,
+/// The header capacity of a success (unary or oneway) over HTTP/1. hyper keeps each response's header map,
 /// emptied, to parse the connection's next request into, and grows it there when it is too small
 /// for that request's headers: a map sized for the three success headers would be reallocated
 /// (two allocations, two frees) for every next request. Twelve is what a map with 16 index slots
@@ -1116,6 +1116,17 @@ async fn drain(body: &mut Incoming) {
     .await;
 }
 
+/// An empty header map for an answer that will hold `needed` headers, sized as
+/// [`H1_SUCCESS_HEADER_CAPACITY`] says over HTTP/1.
+fn answer_headers(needed: usize, version: Version) -> HeaderMap {
+    let capacity = if version <= Version::HTTP_11 {
+        needed.max(H1_SUCCESS_HEADER_CAPACITY)
+    } else {
+        needed
+    };
+    HeaderMap::with_capacity(capacity)
+}
+
 /// The three headers of a unary success, in a map with room for `extra` more (see
 /// [`H1_SUCCESS_HEADER_CAPACITY`] for its size over HTTP/1).
 fn success_headers(
@@ -1124,13 +1135,7 @@ fn success_headers(
     extra: usize,
     version: Version,
 ) -> HeaderMap {
-    let needed = 3 + extra;
-    let capacity = if version <= Version::HTTP_11 {
-        needed.max(H1_SUCCESS_HEADER_CAPACITY)
-    } else {
-        needed
-    };
-    let mut headers = HeaderMap::with_capacity(capacity);
+    let mut headers = answer_headers(3 + extra, version);
     headers.insert(RPC_STATUS, wire::SUCCESS);
     headers.insert(RPC_SERVICE, service.clone());
     headers.insert(CONTENT_TYPE, wire::content_type(encoding));
@@ -1192,7 +1197,7 @@ async fn oneway(
             tracing::warn!(%procedure, error = %err, "oneway handler failed");
         }
     });
-    let mut headers = HeaderMap::with_capacity(2);
+    let mut headers = answer_headers(2, version);
     headers.insert(RPC_STATUS, wire::SUCCESS);
     headers.insert(RPC_SERVICE, shared.service.clone());
     response(StatusCode::OK, headers, Body::empty())
