@@ -765,3 +765,53 @@ async fn deadline_errors_name_the_call_from_its_first_header_values() {
     assert!(text.contains("connection: close"), "{text}");
     assert!(text.contains(&expected("40ms")), "{text}");
 }
+
+/// A handler that answers with more headers than an HTTP header map holds gets an `internal`
+/// error for that call, and the connection goes on serving (it used to panic and close).
+#[tokio::test]
+async fn too_many_response_headers_fail_the_call_not_the_connection() {
+    let many = typed::unary("many::Headers", RawCodec, |r: Request<Bytes>| async move {
+        let count: usize = std::str::from_utf8(&r.body).unwrap().parse().unwrap();
+        let mut response = Response::new(Bytes::from_static(b"ok"));
+        for i in 0..count {
+            response.meta.headers.insert(format!("k{i}"), "v");
+        }
+        Ok(response)
+    });
+    let h = HttpHarness::start(many).await;
+    let tcp = tokio::net::TcpStream::connect(h.addr).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    for (count, status) in [("25000", 500), ("3", 200)] {
+        let request = http::Request::post(format!("http://{}/", h.addr))
+            .header("rpc-service", "test-service")
+            .header("rpc-procedure", "many::Headers")
+            .header("rpc-caller", "c")
+            .header("rpc-encoding", "raw")
+            .header("context-ttl-ms", "10000")
+            .body(Full::new(Bytes::from(count)))
+            .unwrap();
+        sender.ready().await.unwrap();
+        let response = sender.send_request(request).await.unwrap();
+        assert_eq!(response.status().as_u16(), status, "{count} headers");
+        let headers = response.headers().clone();
+        let text = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        if status == 500 {
+            assert_eq!(headers["rpc-error-code"], "internal");
+            assert!(
+                String::from_utf8_lossy(&text)
+                    .starts_with("the handler's response: too many headers"),
+                "{text:?}"
+            );
+        } else {
+            assert_eq!(headers["rpc-header-k2"], "v");
+            assert_eq!(text, "ok");
+        }
+    }
+}

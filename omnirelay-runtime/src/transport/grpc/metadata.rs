@@ -14,6 +14,7 @@ use crate::dispatcher::InboundContext;
 use crate::error::{Code, Error, Result};
 use crate::meta::{Headers, RequestMeta, Transport};
 use crate::name::{LastName, Name};
+use crate::transport::header_limit;
 
 /// Base64 for `-bin` values: emits unpadded (as the gRPC spec asks), accepts either.
 const BIN: GeneralPurpose = GeneralPurpose::new(
@@ -239,7 +240,7 @@ pub(crate) fn write_app_headers(headers: &Headers, out: &mut HeaderMap) -> Resul
                 ))
             })?
         };
-        out.append(name, value);
+        header_limit::append(out, name, value)?;
     }
     Ok(())
 }
@@ -290,7 +291,7 @@ pub(crate) fn read_app_headers(map: &HeaderMap, into: &mut Headers) {
 
 /// Application headers as tonic metadata.
 pub(crate) fn to_metadata(headers: &Headers) -> Result<MetadataMap> {
-    let mut map = HeaderMap::with_capacity(headers.len());
+    let mut map = header_limit::header_map(headers.len())?;
     write_app_headers(headers, &mut map)?;
     Ok(MetadataMap::from_headers(map))
 }

@@ -4,7 +4,6 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use futures::StreamExt;
-use http::HeaderMap;
 use http::uri::PathAndQuery;
 use tonic::metadata::MetadataMap;
 use tonic::transport::{Channel, Endpoint};
@@ -17,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::meta::{Request, RequestMeta, Response, ResponseMeta, Transport};
 use crate::procedure::{BoxFuture, grpc_path};
 use crate::stream::{ByteStream, Streaming};
+use crate::transport::header_limit;
 
 /// Calls a remote service over gRPC.
 ///
@@ -75,7 +75,7 @@ impl GrpcOutbound {
 }
 
 fn prepare<T>(meta: &RequestMeta, body: T) -> Result<(tonic::Request<T>, PathAndQuery)> {
-    let mut headers = HeaderMap::with_capacity(4 + meta.headers.len());
+    let mut headers = header_limit::header_map(4 + meta.headers.len())?;
     write_request_meta(meta, &mut headers)?;
     let path = PathAndQuery::try_from(grpc_path(&meta.procedure)).map_err(|_| {
         Error::invalid_argument(format!(

@@ -54,6 +54,7 @@ use crate::procedure::{BoxFuture, Kind, ProcedureSpec};
 use crate::stream::{ByteStream, Streaming, with_deadline};
 use crate::transport::drain::{InFlight, InFlightGuard};
 use crate::transport::handler_call::{caught, invoke_pipeline, run_handler, run_pinned};
+use crate::transport::header_limit;
 use crate::transport::server_task::ServerTask;
 
 /// How much of an over-limit request body is read and thrown away, so that the client reads
@@ -1118,13 +1119,13 @@ async fn drain(body: &mut Incoming) {
 
 /// An empty header map for an answer that will hold `needed` headers, sized as
 /// [`H1_SUCCESS_HEADER_CAPACITY`] says over HTTP/1.
-fn answer_headers(needed: usize, version: Version) -> HeaderMap {
+fn answer_headers(needed: usize, version: Version) -> Result<HeaderMap> {
     let capacity = if version <= Version::HTTP_11 {
         needed.max(H1_SUCCESS_HEADER_CAPACITY)
     } else {
         needed
     };
-    HeaderMap::with_capacity(capacity)
+    header_limit::header_map(capacity)
 }
 
 /// The three headers of a unary success, in a map with room for `extra` more (see
@@ -1134,12 +1135,12 @@ fn success_headers(
     encoding: Encoding,
     extra: usize,
     version: Version,
-) -> HeaderMap {
-    let mut headers = answer_headers(3 + extra, version);
+) -> Result<HeaderMap> {
+    let mut headers = answer_headers(3 + extra, version)?;
     headers.insert(RPC_STATUS, wire::SUCCESS);
     headers.insert(RPC_SERVICE, service.clone());
     headers.insert(CONTENT_TYPE, wire::content_type(encoding));
-    headers
+    Ok(headers)
 }
 
 /// A unary success: `Rpc-Status`, `Rpc-Service`, `Content-Type` and the handler's headers and
@@ -1154,14 +1155,18 @@ fn success(
     let (meta, body) = answer.into_parts();
     let encoding = meta.encoding.unwrap_or(encoding);
     let extra = meta.headers.len() + meta.trailers.len();
-    let mut headers = success_headers(&shared.service, encoding, extra, version);
-    let written = wire::write_app_headers(&meta.headers, &mut headers)
-        .and_then(|()| wire::write_app_headers(&meta.trailers, &mut headers));
-    if let Err(err) = written {
-        let error = Error::internal(format!("the handler's response: {}", err.message()));
-        return error_response(shared, &error, both);
+    let written = success_headers(&shared.service, encoding, extra, version).and_then(|mut h| {
+        wire::write_app_headers(&meta.headers, &mut h)?;
+        wire::write_app_headers(&meta.trailers, &mut h)?;
+        Ok(h)
+    });
+    match written {
+        Ok(headers) => response(StatusCode::OK, headers, Body::full(body)),
+        Err(err) => {
+            let error = Error::internal(format!("the handler's response: {}", err.message()));
+            error_response(shared, &error, both)
+        }
     }
-    response(StatusCode::OK, headers, Body::full(body))
 }
 
 /// A oneway call: the body is read under the call's deadline, the handler runs on a task of its
@@ -1197,7 +1202,8 @@ async fn oneway(
             tracing::warn!(%procedure, error = %err, "oneway handler failed");
         }
     });
-    let mut headers = answer_headers(2, version);
+    // Two headers fit any map: the fallback is never taken.
+    let mut headers = answer_headers(2, version).unwrap_or_default();
     headers.insert(RPC_STATUS, wire::SUCCESS);
     headers.insert(RPC_SERVICE, shared.service.clone());
     response(StatusCode::OK, headers, Body::empty())
@@ -1232,7 +1238,13 @@ async fn server_stream(
         Err(error) => return error_response(shared, &error, both),
     };
     let encoding = meta.encoding.unwrap_or(encoding);
-    let mut headers = HeaderMap::with_capacity(5 + meta.headers.len());
+    let mut headers = match header_limit::header_map(5 + meta.headers.len()) {
+        Ok(headers) => headers,
+        Err(err) => {
+            let error = Error::internal(format!("the handler's response: {}", err.message()));
+            return error_response(shared, &error, both);
+        }
+    };
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
@@ -1749,7 +1761,7 @@ mod tests {
     #[test]
     fn success_headers_are_sized_for_the_next_request_over_http1() {
         let service = HeaderValue::from_static("svc");
-        let h1 = success_headers(&service, Encoding::Raw, 0, Version::HTTP_11);
+        let h1 = success_headers(&service, Encoding::Raw, 0, Version::HTTP_11).unwrap();
         assert_eq!(h1.len(), 3);
         assert_eq!(h1["rpc-status"], "success");
         assert_eq!(h1["rpc-service"], "svc");
@@ -1766,7 +1778,7 @@ mod tests {
         let before = reused.capacity();
         reused.reserve(H1_SUCCESS_HEADER_CAPACITY);
         assert_eq!(reused.capacity(), before);
-        let h2 = success_headers(&service, Encoding::Json, 2, Version::HTTP_2);
+        let h2 = success_headers(&service, Encoding::Json, 2, Version::HTTP_2).unwrap();
         assert_eq!(h2[CONTENT_TYPE], "application/json");
         assert!(
             h2.capacity() < H1_SUCCESS_HEADER_CAPACITY,

@@ -32,6 +32,7 @@ use crate::error::{Error, Result};
 use crate::meta::{Request, RequestMeta, Response, ResponseMeta, Transport};
 use crate::procedure::BoxFuture;
 use crate::stream::{ByteStream, Streaming, TrailerSlot};
+use crate::transport::header_limit;
 
 /// How long connecting to the peer may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -202,7 +203,7 @@ impl Inner {
         ttl: Option<Duration>,
         body: Bytes,
     ) -> Result<http::Request<Full<Bytes>>> {
-        let mut headers = HeaderMap::with_capacity(8 + meta.headers.len());
+        let mut headers = header_limit::header_map(8 + meta.headers.len())?;
         wire::write_request_meta(meta, ttl, &mut headers)?;
         headers.insert(CONTENT_TYPE, wire::content_type(meta.encoding));
         let mut request = http::Request::new(Full::new(body));

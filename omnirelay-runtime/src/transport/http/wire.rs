@@ -10,6 +10,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use crate::codec::Encoding;
 use crate::error::{Code, Error, Result};
 use crate::meta::{Headers, RequestMeta};
+use crate::transport::header_limit;
 
 pub(crate) const RPC_CALLER: HeaderName = HeaderName::from_static("rpc-caller");
 pub(crate) const RPC_SERVICE: HeaderName = HeaderName::from_static("rpc-service");
@@ -151,7 +152,7 @@ pub(crate) fn write_app_headers(headers: &Headers, out: &mut HeaderMap) -> Resul
                  characters"
             ))
         })?;
-        out.append(header, value);
+        header_limit::append(out, header, value)?;
     }
     Ok(())
 }
