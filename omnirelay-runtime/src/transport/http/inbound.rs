@@ -168,12 +168,12 @@ struct Shared {
     kill: watch::Sender<bool>,
 }
 
-/// The header capacity of a success (unary or oneway) over HTTP/1. hyper keeps each response's header map,
-/// emptied, to parse the connection's next request into, and grows it there when it is too small
-/// for that request's headers: a map sized for the three success headers would be reallocated
-/// (two allocations, two frees) for every next request. Twelve is what a map with 16 index slots
-/// holds, more than a YARPC request usually carries (eight in the benchmarks), so the next
-/// request's headers fit. Over HTTP/2 the map is not reused, and is sized for what it holds.
+/// The header capacity of a success (unary or oneway) over HTTP/1. hyper keeps each response's
+/// header map, emptied, to parse the connection's next request into, and grows it there when it
+/// is too small for that request's headers: a map sized for the three success headers would be
+/// reallocated (two allocations, two frees) for every next request. Twelve is what a map with 16
+/// index slots holds, more than a YARPC request usually carries (eight in the benchmarks), so the
+/// next request's headers fit. Over HTTP/2 the map is not reused, and is sized for what it holds.
 const H1_SUCCESS_HEADER_CAPACITY: usize = 12;
 
 impl Shared {
