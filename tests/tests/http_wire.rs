@@ -538,6 +538,19 @@ fn replace(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
     [&bytes[..at], to, &bytes[at + from.len()..]].concat()
 }
 
+/// An HTTP/1.1 client connection to `addr`, kept alive across the requests sent on it.
+async fn keep_alive(
+    addr: std::net::SocketAddr,
+) -> hyper::client::conn::http1::SendRequest<Full<Bytes>> {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    sender
+}
+
 /// The service, caller and encoding values answer the same whether they take the byte-compared
 /// fast path or the UTF-8 check: on one keep-alive connection, a caller that repeats, changes,
 /// is empty or is not UTF-8; empty values count as missing; encodings in other spellings; which
@@ -563,12 +576,7 @@ async fn header_values_answer_alike_on_the_fast_and_the_checked_path() {
         ))))
     });
     let h = HttpHarness::start(who).await;
-    let tcp = tokio::net::TcpStream::connect(h.addr).await.unwrap();
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
-            .await
-            .unwrap();
-    tokio::spawn(connection);
+    let mut sender = keep_alive(h.addr).await;
     /// Service, caller and encoding values; the status; the body, or its start for errors.
     type Case = (
         &'static [u8],
@@ -779,12 +787,7 @@ async fn too_many_response_headers_fail_the_call_not_the_connection() {
         Ok(response)
     });
     let h = HttpHarness::start(many).await;
-    let tcp = tokio::net::TcpStream::connect(h.addr).await.unwrap();
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
-            .await
-            .unwrap();
-    tokio::spawn(connection);
+    let mut sender = keep_alive(h.addr).await;
     for (count, status) in [("25000", 500), ("3", 200)] {
         let request = http::Request::post(format!("http://{}/", h.addr))
             .header("rpc-service", "test-service")
