@@ -649,12 +649,14 @@ fn classify(method: &Method, scan: &Scan<'_>) -> Result<Mode> {
     )))
 }
 
-/// A routed call: how it is served, its procedure and its metadata. What its deadline error
-/// says is read from the request's headers when it is needed ([`TimeoutInfo::of`]).
+/// A routed call: how it is served, its procedure and its metadata, and for the shapes that
+/// hand the request on (oneway, streams) what its deadline error says. A unary call reads that
+/// from its head when it times out ([`TimeoutInfo::of`]).
 struct Routed {
     mode: Mode,
     spec: Arc<ProcedureSpec>,
     meta: RequestMeta,
+    timeout: Option<TimeoutInfo>,
 }
 
 /// Checks a call's headers in yarpc-go's order and finds its procedure; returns the mode the call
@@ -790,6 +792,18 @@ fn route(
     let routing_key = optional(scan.routing_key, &RPC_ROUTING_KEY)?;
     let routing_delegate = optional(scan.routing_delegate, &RPC_ROUTING_DELEGATE)?;
     let caller_procedure = optional(scan.caller_procedure, &RPC_CALLER_PROCEDURE)?;
+    // The three names were checked to be present, so their values are too: clones of the
+    // request's own header bytes (reference counts, no copies).
+    let timeout = match (kind, ttl, scan.procedure, scan.service, scan.caller) {
+        (Kind::Unary, ..) => None,
+        (_, Some(ttl), Some(procedure), Some(service), Some(caller)) => Some(TimeoutInfo {
+            procedure: procedure.clone(),
+            service: service.clone(),
+            caller: caller.clone(),
+            ttl,
+        }),
+        _ => None,
+    };
     // The service and (unless a wildcard matched) the procedure are the names the dispatcher
     // holds: shared, not copied.
     let meta = RequestMeta {
@@ -813,6 +827,7 @@ fn route(
         mode,
         spec: spec.clone(),
         meta,
+        timeout,
     })
 }
 
@@ -862,7 +877,13 @@ fn handle(
                 break 'call draining(&shared, version);
             }
             let Admitted {
-                routed: Routed { mode, spec, meta },
+                routed:
+                    Routed {
+                        mode,
+                        spec,
+                        meta,
+                        timeout,
+                    },
                 limit,
                 both,
             } = match admit(&shared, &head, &mark) {
@@ -872,7 +893,12 @@ fn handle(
             let h = match (mode, spec.pipeline()) {
                 (Mode::Plain, Pipeline::Unary(h)) => h,
                 (mode, _) => {
-                    let routed = Routed { mode, spec, meta };
+                    let routed = Routed {
+                        mode,
+                        spec,
+                        meta,
+                        timeout,
+                    };
                     let request = http::Request::from_parts(head, body);
                     break 'call match mode {
                         Mode::Plain => {
@@ -987,8 +1013,9 @@ fn draining(shared: &Shared, version: Version) -> http::Response<Body> {
 
 /// What a deadline error says (yarpc-go's message): the request's own `Rpc-Procedure`,
 /// `Rpc-Service` and `Rpc-Caller` values, formatted only when a call times out. A unary call
-/// reads them from its head only then; oneway, SSE and WebSocket calls, which hand the request
-/// on, keep clones (which share the request's bytes, copying nothing).
+/// reads them from its head only then ([`TimeoutInfo::of`]); oneway, SSE and WebSocket calls,
+/// which hand the request on, get clones from routing (which share the request's bytes, copying
+/// nothing).
 #[derive(Clone)]
 struct TimeoutInfo {
     procedure: HeaderValue,
@@ -1143,6 +1170,13 @@ fn success_headers(
     Ok(headers)
 }
 
+/// The answer when a handler's response metadata cannot be sent (a header that is not HTTP, too
+/// many headers): `internal`, naming what was wrong.
+fn bad_handler_response(shared: &Shared, err: &Error, both: bool) -> http::Response<Body> {
+    let error = Error::internal(format!("the handler's response: {}", err.message()));
+    error_response(shared, &error, both)
+}
+
 /// A unary success: `Rpc-Status`, `Rpc-Service`, `Content-Type` and the handler's headers and
 /// trailers.
 fn success(
@@ -1162,10 +1196,7 @@ fn success(
     });
     match written {
         Ok(headers) => response(StatusCode::OK, headers, Body::full(body)),
-        Err(err) => {
-            let error = Error::internal(format!("the handler's response: {}", err.message()));
-            error_response(shared, &error, both)
-        }
+        Err(err) => bad_handler_response(shared, &err, both),
     }
 }
 
@@ -1179,8 +1210,12 @@ async fn oneway(
     both: bool,
     guard: InFlightGuard,
 ) -> http::Response<Body> {
-    let Routed { spec, meta, .. } = call;
-    let timeout = TimeoutInfo::of(request.headers(), meta.ttl);
+    let Routed {
+        spec,
+        meta,
+        timeout,
+        ..
+    } = call;
     let Pipeline::Oneway(h) = spec.pipeline() else {
         let error = Error::internal("routed a streaming procedure as unary");
         return error_response(shared, &error, both);
@@ -1217,8 +1252,12 @@ async fn server_stream(
     both: bool,
     guard: InFlightGuard,
 ) -> http::Response<Body> {
-    let Routed { spec, meta, .. } = call;
-    let timeout = TimeoutInfo::of(request.headers(), meta.ttl);
+    let Routed {
+        spec,
+        meta,
+        timeout,
+        ..
+    } = call;
     let Pipeline::ServerStream(h) = spec.pipeline() else {
         let error = Error::internal("routed a procedure that is not a server stream as SSE");
         return error_response(shared, &error, both);
@@ -1240,10 +1279,7 @@ async fn server_stream(
     let encoding = meta.encoding.unwrap_or(encoding);
     let mut headers = match header_limit::header_map(5 + meta.headers.len()) {
         Ok(headers) => headers,
-        Err(err) => {
-            let error = Error::internal(format!("the handler's response: {}", err.message()));
-            return error_response(shared, &error, both);
-        }
+        Err(err) => return bad_handler_response(shared, &err, both),
     };
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
@@ -1251,8 +1287,7 @@ async fn server_stream(
     headers.insert(RPC_SERVICE, shared.service.clone());
     headers.insert(RPC_ENCODING, HeaderValue::from_static(encoding.as_str()));
     if let Err(err) = wire::write_app_headers(&meta.headers, &mut headers) {
-        let error = Error::internal(format!("the handler's response: {}", err.message()));
-        return error_response(shared, &error, both);
+        return bad_handler_response(shared, &err, both);
     }
     let stream = with_deadline(stream, deadline, "the handler's stream");
     let events = sse_events(
@@ -1332,9 +1367,13 @@ fn websocket(
     both: bool,
     guard: InFlightGuard,
 ) -> http::Response<Body> {
-    let Routed { spec, meta, .. } = call;
+    let Routed {
+        spec,
+        meta,
+        timeout,
+        ..
+    } = call;
     let headers = request.headers();
-    let timeout = TimeoutInfo::of(headers, meta.ttl);
     if request.version() != Version::HTTP_11 {
         let error = Error::invalid_argument(
             "WebSocket calls need HTTP/1.1 (an Upgrade request); this request is not HTTP/1.1",
