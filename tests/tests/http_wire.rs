@@ -818,3 +818,76 @@ async fn too_many_response_headers_fail_the_call_not_the_connection() {
         }
     }
 }
+
+/// A success is written into the request's own header map (emptied, so no call allocates one):
+/// on one keep-alive connection, unary and oneway answers carry their own headers and none of
+/// the request's, call after call, with request header sets that grow and shrink.
+#[tokio::test]
+async fn answers_carry_none_of_the_request_headers() {
+    let unary = typed::unary("echo::Tagged", RawCodec, |r: Request<Bytes>| async move {
+        let mut response = Response::new(r.body);
+        response.meta.headers.insert("tag", "t");
+        Ok(response)
+    });
+    let oneway = typed::oneway("log::Drop", RawCodec, |_r: Request<Bytes>| async { Ok(()) });
+    let h = HttpHarness::start(vec![unary, oneway]).await;
+    let mut sender = keep_alive(h.addr).await;
+    for (round, extra) in [0usize, 30, 2, 15, 0].into_iter().enumerate() {
+        for procedure in ["echo::Tagged", "log::Drop"] {
+            let mut request = http::Request::post(format!("http://{}/", h.addr))
+                .header("rpc-service", "test-service")
+                .header("rpc-procedure", procedure)
+                .header("rpc-caller", "c")
+                .header("rpc-encoding", "raw")
+                .header("content-type", "text/plain")
+                .header("context-ttl-ms", "10000")
+                .header("rpc-header-secret", "s");
+            for i in 0..extra {
+                request = request.header(format!("x-request-{i}"), "v");
+            }
+            let request = request.body(Full::new(Bytes::from("body"))).unwrap();
+            sender.ready().await.unwrap();
+            let response = sender.send_request(request).await.unwrap();
+            let what = format!("{procedure}, round {round}, {extra} extra headers");
+            assert_eq!(response.status().as_u16(), 200, "{what}");
+            let mut names: Vec<_> = response.headers().keys().map(|k| k.as_str()).collect();
+            names.sort_unstable();
+            let expected: &[&str] = if procedure == "echo::Tagged" {
+                &[
+                    "content-length",
+                    "content-type",
+                    "date",
+                    "rpc-header-tag",
+                    "rpc-service",
+                    "rpc-status",
+                ]
+            } else {
+                &["content-length", "date", "rpc-service", "rpc-status"]
+            };
+            assert_eq!(names, expected, "{what}");
+            for (name, value) in response.headers() {
+                assert_eq!(
+                    response.headers().get_all(name).iter().count(),
+                    1,
+                    "{what}: {name}: {value:?}"
+                );
+            }
+            if procedure == "echo::Tagged" {
+                assert_eq!(
+                    response.headers()["content-type"],
+                    "application/octet-stream"
+                );
+            }
+            let body = http_body_util::BodyExt::collect(response.into_body())
+                .await
+                .unwrap()
+                .to_bytes();
+            let want = if procedure == "echo::Tagged" {
+                "body"
+            } else {
+                ""
+            };
+            assert_eq!(body, want, "{what}");
+        }
+    }
+}

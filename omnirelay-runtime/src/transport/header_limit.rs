@@ -17,6 +17,13 @@ pub(crate) fn header_map(capacity: usize) -> Result<HeaderMap> {
     HeaderMap::try_with_capacity(capacity).map_err(|_| too_many(capacity))
 }
 
+/// Makes room in `map` for at least `capacity` headers in all, or fails when no map can hold
+/// that many. A map that has room already is left as it is.
+pub(crate) fn reserve(map: &mut HeaderMap, capacity: usize) -> Result<()> {
+    let additional = capacity.saturating_sub(map.len());
+    map.try_reserve(additional).map_err(|_| too_many(capacity))
+}
+
 /// Appends a header, or fails when the map is full.
 pub(crate) fn append(map: &mut HeaderMap, name: HeaderName, value: HeaderValue) -> Result<()> {
     map.try_append(name, value)
@@ -56,5 +63,23 @@ mod tests {
             err.message()
         );
         assert_eq!(map.len(), MAX_HEADERS);
+    }
+
+    #[test]
+    fn reserve_grows_a_map_to_the_most_it_can_hold_and_refuses_more() {
+        let mut map = HeaderMap::new();
+        reserve(&mut map, 10).unwrap();
+        let room = map.capacity();
+        assert!(room >= 10, "{room}");
+        reserve(&mut map, 5).unwrap();
+        assert_eq!(map.capacity(), room, "a map with room is left as it is");
+        reserve(&mut map, MAX_HEADERS).unwrap();
+        let err = reserve(&mut map, MAX_HEADERS + 1).unwrap_err();
+        assert_eq!(err.code(), crate::Code::InvalidArgument);
+        assert!(
+            err.message().starts_with("too many headers: 24577"),
+            "{}",
+            err.message()
+        );
     }
 }

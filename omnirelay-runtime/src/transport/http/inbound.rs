@@ -168,12 +168,13 @@ struct Shared {
     kill: watch::Sender<bool>,
 }
 
-/// The header capacity of a success (unary or oneway) over HTTP/1. hyper keeps each response's
-/// header map, emptied, to parse the connection's next request into, and grows it there when it
-/// is too small for that request's headers: a map sized for the three success headers would be
-/// reallocated (two allocations, two frees) for every next request. Twelve is what a map with 16
-/// index slots holds, more than a YARPC request usually carries (eight in the benchmarks), so the
-/// next request's headers fit. Over HTTP/2 the map is not reused, and is sized for what it holds.
+/// The header capacity of a success (unary or oneway) over HTTP/1. A success is written into
+/// the request's own header map, emptied ([`answer_headers`]): hyper keeps each HTTP/1
+/// response's map, emptied again, to parse the connection's next request into, so one map
+/// serves every call of a connection and no call allocates one. The map is kept at least this
+/// large, so that a next request with more headers than this one does not grow it. Twelve is
+/// what a map with 16 index slots holds, more than a YARPC request usually carries (eight in the
+/// benchmarks). Over HTTP/2 maps are not passed on, and the request's map is reused as it is.
 const H1_SUCCESS_HEADER_CAPACITY: usize = 12;
 
 impl Shared {
@@ -853,7 +854,7 @@ fn handle(
     mark: CallMark,
     request: http::Request<Incoming>,
 ) -> impl Future<Output = std::result::Result<http::Response<Body>, Infallible>> + Send {
-    let (head, mut body) = request.into_parts();
+    let (mut head, mut body) = request.into_parts();
     async move {
         let mut response = 'call: {
             if let Some(endpoint) = shared.context.endpoint(head.uri.path()) {
@@ -934,7 +935,10 @@ fn handle(
                 run_pinned(deadline, call, late).await
             };
             let mut response = match outcome {
-                Ok(response) => success(&shared, response, encoding, both, version),
+                Ok(response) => {
+                    let spare = std::mem::take(&mut head.headers);
+                    success(&shared, response, spare, encoding, both, version)
+                }
                 // The body may be partly read: the connection cannot carry another request.
                 Err(error) if !body_read => {
                     break 'call close_after(error_response(&shared, &error, both), version);
@@ -1144,26 +1148,30 @@ async fn drain(body: &mut Incoming) {
     .await;
 }
 
-/// An empty header map for an answer that will hold `needed` headers, sized as
-/// [`H1_SUCCESS_HEADER_CAPACITY`] says over HTTP/1.
-fn answer_headers(needed: usize, version: Version) -> Result<HeaderMap> {
+/// The header map for an answer that will hold `needed` headers: the request's map (`spare`),
+/// emptied, which keeps its memory, with room for at least `needed` headers, and over HTTP/1 at
+/// least [`H1_SUCCESS_HEADER_CAPACITY`]. Only a map too small for that allocates.
+fn answer_headers(mut spare: HeaderMap, needed: usize, version: Version) -> Result<HeaderMap> {
     let capacity = if version <= Version::HTTP_11 {
         needed.max(H1_SUCCESS_HEADER_CAPACITY)
     } else {
         needed
     };
-    header_limit::header_map(capacity)
+    spare.clear();
+    header_limit::reserve(&mut spare, capacity)?;
+    Ok(spare)
 }
 
-/// The three headers of a unary success, in a map with room for `extra` more (see
-/// [`H1_SUCCESS_HEADER_CAPACITY`] for its size over HTTP/1).
+/// The three headers of a unary success, in `spare` (the request's map, emptied) with room for
+/// `extra` more (see [`answer_headers`]).
 fn success_headers(
+    spare: HeaderMap,
     service: &HeaderValue,
     encoding: Encoding,
     extra: usize,
     version: Version,
 ) -> Result<HeaderMap> {
-    let mut headers = answer_headers(3 + extra, version)?;
+    let mut headers = answer_headers(spare, 3 + extra, version)?;
     headers.insert(RPC_STATUS, wire::SUCCESS);
     headers.insert(RPC_SERVICE, service.clone());
     headers.insert(CONTENT_TYPE, wire::content_type(encoding));
@@ -1178,10 +1186,11 @@ fn bad_handler_response(shared: &Shared, err: &Error, both: bool) -> http::Respo
 }
 
 /// A unary success: `Rpc-Status`, `Rpc-Service`, `Content-Type` and the handler's headers and
-/// trailers.
+/// trailers, written into `spare`, the request's header map (see [`answer_headers`]).
 fn success(
     shared: &Shared,
     answer: Response<Bytes>,
+    spare: HeaderMap,
     encoding: Encoding,
     both: bool,
     version: Version,
@@ -1189,7 +1198,8 @@ fn success(
     let (meta, body) = answer.into_parts();
     let encoding = meta.encoding.unwrap_or(encoding);
     let extra = meta.headers.len() + meta.trailers.len();
-    let written = success_headers(&shared.service, encoding, extra, version).and_then(|mut h| {
+    let written = success_headers(spare, &shared.service, encoding, extra, version);
+    let written = written.and_then(|mut h| {
         wire::write_app_headers(&meta.headers, &mut h)?;
         wire::write_app_headers(&meta.trailers, &mut h)?;
         Ok(h)
@@ -1238,7 +1248,8 @@ async fn oneway(
         }
     });
     // Two headers fit any map: the fallback is never taken.
-    let mut headers = answer_headers(2, version).unwrap_or_default();
+    let spare = std::mem::take(request.headers_mut());
+    let mut headers = answer_headers(spare, 2, version).unwrap_or_default();
     headers.insert(RPC_STATUS, wire::SUCCESS);
     headers.insert(RPC_SERVICE, shared.service.clone());
     response(StatusCode::OK, headers, Body::empty())
@@ -1795,29 +1806,64 @@ mod tests {
         assert_eq!(classify(&Method::POST, &scan).unwrap(), Mode::Plain);
     }
 
-    /// Over HTTP/1 the map has room for a typical next request's headers (hyper parses the
-    /// connection's next request into it); over HTTP/2 it holds what it carries.
+    /// A success is written into the request's map, emptied: none of the request's headers is
+    /// left in it, and its memory is kept (no allocation). Over HTTP/1 it has room for a
+    /// typical next request's headers (hyper parses the connection's next request into it).
     #[test]
-    fn success_headers_are_sized_for_the_next_request_over_http1() {
+    fn success_headers_reuse_the_request_map_and_keep_none_of_its_headers() {
         let service = HeaderValue::from_static("svc");
-        let h1 = success_headers(&service, Encoding::Raw, 0, Version::HTTP_11).unwrap();
+        let mut request = HeaderMap::with_capacity(20);
+        for name in [
+            "rpc-caller",
+            "rpc-procedure",
+            "x-secret",
+            "content-type",
+            "host",
+        ] {
+            request.append(HeaderName::from_static(name), HeaderValue::from_static("v"));
+        }
+        request.append(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        let capacity = request.capacity();
+        let h1 = success_headers(request, &service, Encoding::Raw, 0, Version::HTTP_11).unwrap();
         assert_eq!(h1.len(), 3);
+        assert_eq!(h1.keys_len(), 3);
         assert_eq!(h1["rpc-status"], "success");
         assert_eq!(h1["rpc-service"], "svc");
+        assert_eq!(h1.get_all(CONTENT_TYPE).iter().count(), 1);
         assert_eq!(h1[CONTENT_TYPE], "application/octet-stream");
+        assert_eq!(h1.capacity(), capacity, "the request map's memory is kept");
+
+        // A small request map grows to the HTTP/1 reserve once; emptied as hyper's encoder
+        // leaves it and reserved for a request with that many headers, as hyper's parser does,
+        // it does not grow again.
+        let h1 = success_headers(
+            HeaderMap::new(),
+            &service,
+            Encoding::Raw,
+            0,
+            Version::HTTP_11,
+        )
+        .unwrap();
         assert!(
             h1.capacity() >= H1_SUCCESS_HEADER_CAPACITY,
             "{}",
             h1.capacity()
         );
-        // Emptied as hyper's encoder leaves it, then reserved for a request with that many
-        // headers, as hyper's parser does: no growth.
         let mut reused = h1;
         reused.drain().for_each(drop);
         let before = reused.capacity();
         reused.reserve(H1_SUCCESS_HEADER_CAPACITY);
         assert_eq!(reused.capacity(), before);
-        let h2 = success_headers(&service, Encoding::Json, 2, Version::HTTP_2).unwrap();
+
+        // Over HTTP/2 a map is sized for what it holds.
+        let h2 = success_headers(
+            HeaderMap::new(),
+            &service,
+            Encoding::Json,
+            2,
+            Version::HTTP_2,
+        )
+        .unwrap();
         assert_eq!(h2[CONTENT_TYPE], "application/json");
         assert!(
             h2.capacity() < H1_SUCCESS_HEADER_CAPACITY,
