@@ -20,7 +20,7 @@ CONNS=${3:?}
 shift 3
 (($# > 0)) || { echo "no contenders" >&2; exit 2; }
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-LUA="$ROOT/benches/wrk/echo.lua"
+LUA=${SPLIT_LUA:-$ROOT/benches/wrk/echo.lua}
 TICK=$(getconf CLK_TCK)
 port=${SPLIT_PORT:-28200}
 names=()

@@ -183,15 +183,30 @@ impl Drop for CallMark {
     }
 }
 
+/// The most bytes a vectored write of several buffers is copied together for, so that the
+/// kernel gets one buffer (see [`Watched`]). hyper writes an HTTP/1 response as two buffers, its
+/// encoded head and the body, with one `writev`; handing the kernel one buffer instead took
+/// 0.2-0.5 us of system time off a 100-byte echo (`benches/cpu-split.sh`, BENCHMARKS.md), for
+/// a copy of a few hundred bytes. Larger writes go out vectored, as they are: their bodies are
+/// not copied (hyper's `writev(false)` would copy every body into its write buffer and keep that
+/// buffer at the largest size it reached, for the connection's life).
+pub(crate) const GATHER_LIMIT: usize = 4096;
+
 /// A connection's socket, for its watchdog: while a write is blocked (the client is not reading
 /// a response hyper has already taken from its body) the connection counts as busy, as a call
 /// does, so a large response read slowly is not cut off. Hyper's own header-read timeout never
 /// ran while a response was still being flushed.
+///
+/// It also hands the kernel small vectored writes as one buffer (see [`GATHER_LIMIT`]), copied
+/// into a scratch buffer of its own (at most [`GATHER_LIMIT`] bytes, made on the first such
+/// write).
 pub(crate) struct Watched<IO> {
     io: IO,
     activity: Arc<Activity>,
     /// Held while the last write returned `Pending`.
     blocked: Option<CallMark>,
+    /// Where a small vectored write is gathered.
+    scratch: Vec<u8>,
 }
 
 impl<IO> Watched<IO> {
@@ -200,6 +215,7 @@ impl<IO> Watched<IO> {
             io,
             activity,
             blocked: None,
+            scratch: Vec::new(),
         }
     }
 
@@ -242,7 +258,17 @@ impl<IO: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Watched<IO> {
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
         let this = self.get_mut();
-        let poll = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
+        let poll = if bufs.len() > 1 && total <= GATHER_LIMIT {
+            this.scratch.clear();
+            this.scratch.reserve_exact(total);
+            for b in bufs {
+                this.scratch.extend_from_slice(b);
+            }
+            Pin::new(&mut this.io).poll_write(cx, &this.scratch)
+        } else {
+            Pin::new(&mut this.io).poll_write_vectored(cx, bufs)
+        };
         this.note(poll)
     }
 
@@ -380,6 +406,93 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A socket that takes at most `room` bytes a write and records how it was written to.
+    #[derive(Default)]
+    struct Recorder {
+        room: usize,
+        writes: Vec<(&'static str, Vec<u8>)>,
+    }
+
+    impl tokio::io::AsyncWrite for Recorder {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            let n = buf.len().min(self.room);
+            self.get_mut().writes.push(("write", buf[..n].to_vec()));
+            Poll::Ready(Ok(n))
+        }
+
+        fn poll_write_vectored(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            bufs: &[std::io::IoSlice<'_>],
+        ) -> Poll<std::io::Result<usize>> {
+            let all: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
+            let n = all.len().min(self.room);
+            self.get_mut().writes.push(("writev", all[..n].to_vec()));
+            Poll::Ready(Ok(n))
+        }
+
+        fn is_write_vectored(&self) -> bool {
+            true
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// Small vectored writes reach the socket as one buffer with the same bytes, partial writes
+    /// included; a single buffer and writes over the limit go out as they came.
+    #[tokio::test]
+    async fn small_vectored_writes_are_gathered_into_one_buffer() {
+        use std::io::IoSlice;
+        use tokio::io::AsyncWriteExt;
+        let recorder = Recorder {
+            room: usize::MAX,
+            ..Recorder::default()
+        };
+        let mut watched = Watched::new(recorder, Activity::new());
+        assert!(tokio::io::AsyncWrite::is_write_vectored(&watched));
+        let head = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n".as_slice();
+        let n = watched
+            .write_vectored(&[IoSlice::new(head), IoSlice::new(b"hello")])
+            .await
+            .unwrap();
+        assert_eq!(n, head.len() + 5);
+        let body = vec![7u8; GATHER_LIMIT];
+        let n = watched
+            .write_vectored(&[IoSlice::new(head), IoSlice::new(&body)])
+            .await
+            .unwrap();
+        assert_eq!(n, head.len() + GATHER_LIMIT);
+        let n = watched
+            .write_vectored(&[IoSlice::new(b"one")])
+            .await
+            .unwrap();
+        assert_eq!(n, 3);
+        let writes = std::mem::take(&mut watched.io.writes);
+        assert_eq!(writes[0], ("write", [head, b"hello"].concat()));
+        assert_eq!(writes[1], ("writev", [head, &body].concat()));
+        assert_eq!(writes[2], ("writev", b"one".to_vec()));
+        assert!(watched.scratch.capacity() <= GATHER_LIMIT);
+
+        // A socket that takes fewer bytes than were gathered: the count is of what it took.
+        watched.io.room = 10;
+        let n = watched
+            .write_vectored(&[IoSlice::new(head), IoSlice::new(b"hello")])
+            .await
+            .unwrap();
+        assert_eq!(n, 10);
+        assert_eq!(watched.io.writes[0], ("write", head[..10].to_vec()));
+    }
 
     #[tokio::test(start_paused = true)]
     async fn idle_since_follows_the_calls() {
