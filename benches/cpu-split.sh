@@ -11,6 +11,7 @@
 # 127.0.0.1 from port $SPLIT_PORT (default 28200) on; every load run lasts SECS seconds. Prints
 # one line per run (req/s, user and system microseconds per call, from /proc/PID/stat), then
 # the medians per contender and the per-round req/s ratio of each contender to the first.
+# SPLIT_LUA names another wrk script (default: benches/wrk/echo.lua, the 100-byte echo).
 # Needs wrk (benches/run.sh installs it). Does not build anything.
 set -euo pipefail
 
