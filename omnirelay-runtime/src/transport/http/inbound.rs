@@ -1148,15 +1148,26 @@ async fn drain(body: &mut Incoming) {
     .await;
 }
 
+/// The largest request header map an answer is written into: what a map with 32 index slots
+/// holds. hyper keeps an HTTP/1 answer's map for the connection's next request, for as long as
+/// the connection lives, so a map grown by one request with many headers (hyper allows 100) is
+/// not kept: the answer gets a new map of [`H1_SUCCESS_HEADER_CAPACITY`] instead, as it did
+/// before maps were reused.
+const REUSED_HEADER_CAPACITY: usize = 24;
+
 /// The header map for an answer that will hold `needed` headers: the request's map (`spare`),
-/// emptied, which keeps its memory, with room for at least `needed` headers, and over HTTP/1 at
-/// least [`H1_SUCCESS_HEADER_CAPACITY`]. Only a map too small for that allocates.
+/// emptied, which keeps its memory, unless it is larger than [`REUSED_HEADER_CAPACITY`]; with
+/// room for at least `needed` headers, and over HTTP/1 at least [`H1_SUCCESS_HEADER_CAPACITY`].
+/// Only a map too small or too large allocates.
 fn answer_headers(mut spare: HeaderMap, needed: usize, version: Version) -> Result<HeaderMap> {
     let capacity = if version <= Version::HTTP_11 {
         needed.max(H1_SUCCESS_HEADER_CAPACITY)
     } else {
         needed
     };
+    if spare.capacity() > REUSED_HEADER_CAPACITY {
+        return header_limit::header_map(capacity);
+    }
     spare.clear();
     header_limit::reserve(&mut spare, capacity)?;
     Ok(spare)
@@ -1854,6 +1865,29 @@ mod tests {
         let before = reused.capacity();
         reused.reserve(H1_SUCCESS_HEADER_CAPACITY);
         assert_eq!(reused.capacity(), before);
+
+        // A map grown by a request with many headers is not kept (hyper would keep it for the
+        // connection's life): the answer gets a map of the usual size.
+        let mut large = HeaderMap::new();
+        for i in 0..40 {
+            large.append(
+                HeaderName::try_from(format!("x-{i}")).unwrap(),
+                HeaderValue::from_static("v"),
+            );
+        }
+        assert!(large.capacity() > REUSED_HEADER_CAPACITY);
+        let h1 = success_headers(large, &service, Encoding::Raw, 0, Version::HTTP_11).unwrap();
+        assert_eq!(h1.len(), 3);
+        assert!(
+            (H1_SUCCESS_HEADER_CAPACITY..=REUSED_HEADER_CAPACITY).contains(&h1.capacity()),
+            "{}",
+            h1.capacity()
+        );
+        // A handler's many headers still get the room they need.
+        let mut large = HeaderMap::new();
+        large.reserve(100);
+        let many = success_headers(large, &service, Encoding::Raw, 60, Version::HTTP_11).unwrap();
+        assert!(many.capacity() >= 63, "{}", many.capacity());
 
         // Over HTTP/2 a map is sized for what it holds.
         let h2 = success_headers(
