@@ -1258,8 +1258,8 @@ async fn oneway(
             tracing::warn!(%procedure, error = %err, "oneway handler failed");
         }
     });
-    // Two headers fit any map: the fallback is never taken.
     let spare = std::mem::take(request.headers_mut());
+    // Two headers fit any map: the fallback is never taken.
     let mut headers = answer_headers(spare, 2, version).unwrap_or_default();
     headers.insert(RPC_STATUS, wire::SUCCESS);
     headers.insert(RPC_SERVICE, shared.service.clone());
