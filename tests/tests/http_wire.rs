@@ -774,6 +774,74 @@ async fn deadline_errors_name_the_call_from_its_first_header_values() {
     assert!(text.contains(&expected("40ms")), "{text}");
 }
 
+/// A TTL of 0 has passed when the call arrives: the answer is `deadline-exceeded` and the
+/// handler does not run, whether the body came with the head or after it. A TTL of 1 ms whose
+/// body comes 100 ms after the head has passed while the body was read: the handler does not
+/// run either. With time to spare, the same requests are answered.
+#[tokio::test]
+async fn calls_past_their_deadline_do_not_run_their_handler() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ran = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = ran.clone();
+    let spec = typed::unary("count::Echo", RawCodec, move |r: Request<Bytes>| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        async move { Ok(Response::new(r.body)) }
+    });
+    let h = HttpHarness::start(spec).await;
+    let head = |ttl: u32| {
+        format!(
+            "POST / HTTP/1.1\r\nhost: x\r\nconnection: close\r\nrpc-service: test-service\r\n\
+             rpc-procedure: count::Echo\r\nrpc-caller: t\r\nrpc-encoding: raw\r\n\
+             context-ttl-ms: {ttl}\r\ncontent-length: 2\r\n\r\n"
+        )
+    };
+    let send = |ttl: u32, late_body: Option<Duration>| {
+        let head = head(ttl);
+        async move {
+            let mut stream = tokio::net::TcpStream::connect(h.addr).await.unwrap();
+            match late_body {
+                None => stream
+                    .write_all(format!("{head}hi").as_bytes())
+                    .await
+                    .unwrap(),
+                Some(wait) => {
+                    stream.write_all(head.as_bytes()).await.unwrap();
+                    tokio::time::sleep(wait).await;
+                    let _ = stream.write_all(b"hi").await;
+                }
+            }
+            let mut out = Vec::new();
+            tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut out))
+                .await
+                .expect("answered within 10 s")
+                .unwrap();
+            String::from_utf8_lossy(&out).into_owned()
+        }
+    };
+    for (ttl, late) in [
+        (0, None),
+        (0, Some(Duration::from_millis(50))),
+        (1, Some(Duration::from_millis(100))),
+    ] {
+        let answer = send(ttl, late).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 504"),
+            "ttl {ttl}, {late:?}: {answer}"
+        );
+        assert!(
+            answer.contains("rpc-error-code: deadline-exceeded"),
+            "ttl {ttl}, {late:?}: {answer}"
+        );
+    }
+    assert_eq!(ran.load(Ordering::SeqCst), 0, "no handler ran");
+    for late in [None, Some(Duration::from_millis(50))] {
+        let answer = send(5000, late).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{late:?}: {answer}");
+        assert!(answer.ends_with("hi"), "{late:?}: {answer}");
+    }
+    assert_eq!(ran.load(Ordering::SeqCst), 2);
+}
+
 /// A handler that answers with more headers than an HTTP header map holds gets an `internal`
 /// error for that call, and the connection goes on serving (it used to panic and close).
 #[tokio::test]

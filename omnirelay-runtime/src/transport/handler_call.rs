@@ -55,15 +55,31 @@ pub(crate) fn caught<F: Future>(call: F) -> Caught<F> {
 }
 
 /// [`run_handler`] for a call its caller already pinned (see [`caught`]): the call future stays
-/// where the caller put it, so a large one is not copied into this future's state.
-pub(crate) async fn run_pinned<T, F: Future<Output = Result<T>>>(
+/// where the caller put it, so a large one is not copied into this future's state. The clock is
+/// read when this is called, not when the future is first polled: await it at once.
+pub(crate) fn run_pinned<T, F: Future<Output = Result<T>>>(
     deadline: Option<Instant>,
+    call: Pin<&mut Caught<F>>,
+    expired: impl FnOnce() -> Error,
+) -> impl Future<Output = Result<T>> {
+    let passed = deadline.is_some_and(|deadline| deadline <= Instant::now());
+    run_started(deadline, passed, call, expired)
+}
+
+/// [`run_pinned`] for a caller that knows whether the deadline had `passed` when the call
+/// arrived, without reading the clock again: one that computed the deadline from the clock on
+/// arrival, a moment ago, knows it had passed exactly when the TTL was zero.
+pub(crate) async fn run_started<T, F: Future<Output = Result<T>>>(
+    deadline: Option<Instant>,
+    passed: bool,
     mut call: Pin<&mut Caught<F>>,
     expired: impl FnOnce() -> Error,
 ) -> Result<T> {
+    if passed {
+        return Err(expired());
+    }
     let outcome = match deadline {
         None => call.await,
-        Some(deadline) if deadline <= Instant::now() => return Err(expired()),
         Some(deadline) => {
             match std::future::poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx))).await {
                 Poll::Ready(outcome) => outcome,

@@ -53,7 +53,7 @@ use crate::name::Name;
 use crate::procedure::{BoxFuture, Kind, ProcedureSpec};
 use crate::stream::{ByteStream, Streaming, with_deadline};
 use crate::transport::drain::{InFlight, InFlightGuard};
-use crate::transport::handler_call::{caught, invoke_pipeline, run_handler, run_pinned};
+use crate::transport::handler_call::{caught, invoke_pipeline, run_handler, run_started};
 use crate::transport::header_limit;
 use crate::transport::server_task::ServerTask;
 
@@ -913,7 +913,7 @@ fn handle(
                     };
                 }
             };
-            // A unary call. One deadline (one `run_pinned`) covers reading the body and the handler.
+            // A unary call. One deadline (one `run_started`) covers reading the body and the handler.
             let deadline = meta.deadline;
             let encoding = meta.encoding;
             let ttl = meta.ttl;
@@ -921,18 +921,24 @@ fn handle(
             let late = || expired(TimeoutInfo::of(headers, ttl).as_ref());
             let mut body_read = false;
             let call = async {
-                let bytes = read_body(&mut body, limit).await?;
+                let mut waited = false;
+                let bytes = read_body_noting(&mut body, limit, &mut waited).await?;
                 body_read = true;
                 // As before the handler had a deadline of its own: a call whose deadline passed
-                // while its body was read does not start its handler.
-                if deadline.is_some_and(|d| d <= Instant::now()) {
+                // while its body was read does not start its handler. A body that was all there
+                // when the call arrived took no time to read, so the clock is read only when
+                // the call waited for it.
+                if waited && deadline.is_some_and(|d| d <= Instant::now()) {
                     return Err(late());
                 }
                 invoke_pipeline!(h, Request::new(meta, bytes))
             };
+            // `route` computed the deadline from the clock a moment ago, on the call's arrival: it
+            // had passed then exactly when the TTL was zero.
+            let passed = ttl.is_some_and(|ttl| ttl.is_zero());
             let outcome = {
                 let call = std::pin::pin!(caught(call));
-                run_pinned(deadline, call, late).await
+                run_started(deadline, passed, call, late).await
             };
             let mut response = match outcome {
                 Ok(response) => {
@@ -1087,6 +1093,16 @@ struct BodyLimit {
 /// `100 Continue` and so has not sent the body. The body is borrowed, so the request stays where
 /// it is.
 async fn read_body(body: &mut Incoming, limit: BodyLimit) -> Result<Bytes> {
+    read_body_noting(body, limit, &mut false).await
+}
+
+/// [`read_body`], noting in `waited` whether the body was not all there yet, so that reading it
+/// took time.
+async fn read_body_noting(
+    body: &mut Incoming,
+    limit: BodyLimit,
+    waited: &mut bool,
+) -> Result<Bytes> {
     let BodyLimit {
         max: limit,
         expect_continue,
@@ -1107,7 +1123,7 @@ async fn read_body(body: &mut Incoming, limit: BodyLimit) -> Result<Bytes> {
     let mut first: Option<Bytes> = None;
     let mut joined: Option<BytesMut> = None;
     let mut total = 0usize;
-    while let Some(frame) = body.frame().await {
+    while let Some(frame) = next_frame(body, waited).await {
         let frame = frame
             .map_err(|e| Error::invalid_argument(format!("cannot read the request body: {e}")))?;
         let Ok(data) = frame.into_data() else {
@@ -1131,8 +1147,26 @@ async fn read_body(body: &mut Incoming, limit: BodyLimit) -> Result<Bytes> {
             }
             (_, Some(buf)) => buf.extend_from_slice(&data),
         }
+        // A body whose declared length has all arrived (HTTP/1) or whose stream has ended
+        // (HTTP/2) has nothing more to give: it is not polled again only to say so.
+        if http_body::Body::is_end_stream(body) {
+            break;
+        }
     }
     Ok(joined.map(BytesMut::freeze).or(first).unwrap_or_default())
+}
+
+/// The body's next frame, as `BodyExt::frame` gives it, noting in `waited` whether it had to
+/// wait for it.
+fn next_frame<'a>(
+    body: &'a mut Incoming,
+    waited: &'a mut bool,
+) -> impl Future<Output = Option<std::result::Result<Frame<Bytes>, hyper::Error>>> + 'a {
+    std::future::poll_fn(move |cx| {
+        let poll = http_body::Body::poll_frame(Pin::new(&mut *body), cx);
+        *waited |= poll.is_pending();
+        poll
+    })
 }
 
 async fn drain(body: &mut Incoming) {
