@@ -24,6 +24,7 @@
 //! On stop, every connection starts hyper's graceful shutdown, and an HTTP/1 connection without
 //! a call in progress is closed at once.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -187,9 +188,10 @@ impl Drop for CallMark {
 /// kernel gets one buffer (see [`Watched`]). hyper writes an HTTP/1 response as two buffers, its
 /// encoded head and the body, with one `writev`; handing the kernel one buffer instead took
 /// 0.2-0.5 us of system time off a 100-byte echo (`benches/cpu-split.sh`, BENCHMARKS.md), for
-/// a copy of a few hundred bytes. Larger writes go out vectored, as they are: their bodies are
-/// not copied (hyper's `writev(false)` would copy every body into its write buffer and keep that
-/// buffer at the largest size it reached, for the connection's life).
+/// a copy of a few hundred bytes (into a buffer each worker thread keeps, [`GATHERED`]). Larger
+/// writes go out vectored, as they are: their bodies are not copied (hyper's `writev(false)`
+/// would copy every body into its write buffer and keep that buffer at the largest size it
+/// reached, for the connection's life).
 pub(crate) const GATHER_LIMIT: usize = 4096;
 
 /// A connection's socket, for its watchdog: while a write is blocked (the client is not reading
@@ -198,15 +200,21 @@ pub(crate) const GATHER_LIMIT: usize = 4096;
 /// ran while a response was still being flushed.
 ///
 /// It also hands the kernel small vectored writes as one buffer (see [`GATHER_LIMIT`]), copied
-/// into a scratch buffer of its own (at most [`GATHER_LIMIT`] bytes, made on the first such
-/// write).
+/// into the worker thread's [`GATHERED`] buffer.
 pub(crate) struct Watched<IO> {
     io: IO,
     activity: Arc<Activity>,
     /// Held while the last write returned `Pending`.
     blocked: Option<CallMark>,
-    /// Where a small vectored write is gathered.
-    scratch: Vec<u8>,
+}
+
+thread_local! {
+    /// Where this thread gathers a small vectored write for the kernel (at most
+    /// [`GATHER_LIMIT`] bytes). One buffer per thread rather than one per connection: it is in
+    /// the cache from the thread's last write, where a connection's own buffer has left it
+    /// by the time that connection writes again, and a thousand idle connections keep none.
+    /// It holds the bytes only for the duration of one `send`.
+    static GATHERED: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 impl<IO> Watched<IO> {
@@ -215,7 +223,6 @@ impl<IO> Watched<IO> {
             io,
             activity,
             blocked: None,
-            scratch: Vec::new(),
         }
     }
 
@@ -259,16 +266,24 @@ impl<IO: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Watched<IO> {
     ) -> Poll<std::io::Result<usize>> {
         let this = self.get_mut();
         let total: usize = bufs.iter().map(|b| b.len()).sum();
-        let poll = if bufs.len() > 1 && total <= GATHER_LIMIT {
-            this.scratch.clear();
-            this.scratch.reserve_exact(total);
-            for b in bufs {
-                this.scratch.extend_from_slice(b);
-            }
-            Pin::new(&mut this.io).poll_write(cx, &this.scratch)
+        let gathered = if bufs.len() > 1 && total <= GATHER_LIMIT {
+            GATHERED
+                .try_with(|gathered| {
+                    // Not borrowed elsewhere: the write below does not come back here.
+                    let mut gathered = gathered.try_borrow_mut().ok()?;
+                    gathered.clear();
+                    gathered.reserve(GATHER_LIMIT);
+                    for b in bufs {
+                        gathered.extend_from_slice(b);
+                    }
+                    Some(Pin::new(&mut this.io).poll_write(cx, &gathered))
+                })
+                .ok()
+                .flatten()
         } else {
-            Pin::new(&mut this.io).poll_write_vectored(cx, bufs)
+            None
         };
+        let poll = gathered.unwrap_or_else(|| Pin::new(&mut this.io).poll_write_vectored(cx, bufs));
         this.note(poll)
     }
 
@@ -482,7 +497,19 @@ mod tests {
         assert_eq!(writes[0], ("write", [head, b"hello"].concat()));
         assert_eq!(writes[1], ("writev", [head, &body].concat()));
         assert_eq!(writes[2], ("writev", b"one".to_vec()));
-        assert!(watched.scratch.capacity() <= GATHER_LIMIT);
+        // The thread's buffer, not the connection's, and no larger than the limit.
+        let gathered_at = GATHERED.with(|g| {
+            assert_eq!(g.borrow().capacity(), GATHER_LIMIT);
+            g.borrow().as_ptr()
+        });
+        let mut other = Watched::new(Recorder::default(), Activity::new());
+        other.io.room = usize::MAX;
+        other
+            .write_vectored(&[IoSlice::new(head), IoSlice::new(b"again")])
+            .await
+            .unwrap();
+        assert_eq!(other.io.writes[0], ("write", [head, b"again"].concat()));
+        assert_eq!(GATHERED.with(|g| g.borrow().as_ptr()), gathered_at);
 
         // A socket that takes fewer bytes than were gathered: the count is of what it took.
         watched.io.room = 10;
