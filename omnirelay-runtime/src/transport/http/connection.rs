@@ -504,10 +504,11 @@ mod tests {
         });
         let mut other = Watched::new(Recorder::default(), Activity::new());
         other.io.room = usize::MAX;
-        other
+        let n = other
             .write_vectored(&[IoSlice::new(head), IoSlice::new(b"again")])
             .await
             .unwrap();
+        assert_eq!(n, head.len() + 5);
         assert_eq!(other.io.writes[0], ("write", [head, b"again"].concat()));
         assert_eq!(GATHERED.with(|g| g.borrow().as_ptr()), gathered_at);
 
