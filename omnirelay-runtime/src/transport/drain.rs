@@ -13,6 +13,10 @@ use tokio::sync::Notify;
 #[derive(Debug, Default)]
 pub(crate) struct InFlight {
     count: AtomicUsize,
+    /// Tasks in [`InFlight::idle`]: the last guard wakes them only when there are any, so a
+    /// call that ends with nothing else in flight (on a lightly loaded inbound, most calls) does
+    /// not lock the [`Notify`]'s waiter list for no one.
+    waiting: AtomicUsize,
     idle: Notify,
 }
 
@@ -24,17 +28,21 @@ impl InFlight {
 
     /// Counts one more call until the guard is dropped.
     pub(crate) fn enter(self: &Arc<Self>) -> InFlightGuard {
-        self.count.fetch_add(1, Ordering::AcqRel);
+        self.count.fetch_add(1, Ordering::SeqCst);
         InFlightGuard(self.clone())
     }
 
     /// The calls in flight now.
     pub(crate) fn count(&self) -> usize {
-        self.count.load(Ordering::Acquire)
+        self.count.load(Ordering::SeqCst)
     }
 
     /// Resolves once no call is in flight.
     pub(crate) async fn idle(&self) {
+        // Counted before the count is read (all `SeqCst`): a guard that the read below sees in
+        // flight sees this waiter when it is dropped.
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let _waiting = Waiting(&self.waiting);
         loop {
             let notified = self.idle.notified();
             tokio::pin!(notified);
@@ -48,13 +56,24 @@ impl InFlight {
     }
 }
 
+/// Uncounts a task from [`InFlight::waiting`] when its `idle` future ends or is dropped.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// Keeps one call counted as in flight while it lives.
 #[derive(Debug)]
 pub(crate) struct InFlightGuard(Arc<InFlight>);
 
 impl Drop for InFlightGuard {
     fn drop(&mut self) {
-        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1
+            && self.0.waiting.load(Ordering::SeqCst) > 0
+        {
             self.0.idle.notify_waiters();
         }
     }
@@ -118,5 +137,42 @@ mod tests {
             .await
             .expect("idle once the last guard is dropped")
             .unwrap();
+        assert_eq!(in_flight.waiting.load(Ordering::SeqCst), 0);
+    }
+
+    /// Waiters that start while guards are entered and dropped on other threads all see the
+    /// end of the calls, and a waiter that is dropped unfinished is uncounted.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn idle_sees_the_last_guard_dropped_on_another_thread() {
+        for _ in 0..200 {
+            let in_flight = InFlight::new();
+            let guards: Vec<_> = (0..4).map(|_| in_flight.enter()).collect();
+            let waiters: Vec<_> = (0..3)
+                .map(|_| {
+                    let in_flight = in_flight.clone();
+                    tokio::spawn(async move { in_flight.idle().await })
+                })
+                .collect();
+            let dropper = tokio::spawn(async move {
+                for guard in guards {
+                    tokio::task::yield_now().await;
+                    drop(guard);
+                }
+            });
+            for waiter in waiters {
+                tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+                    .await
+                    .expect("every waiter sees the calls end")
+                    .unwrap();
+            }
+            dropper.await.unwrap();
+            assert_eq!(in_flight.waiting.load(Ordering::SeqCst), 0);
+        }
+        let in_flight = InFlight::new();
+        let _guard = in_flight.enter();
+        let gave_up =
+            tokio::time::timeout(std::time::Duration::from_millis(10), in_flight.idle()).await;
+        assert!(gave_up.is_err());
+        assert_eq!(in_flight.waiting.load(Ordering::SeqCst), 0);
     }
 }
