@@ -5,8 +5,6 @@ use std::pin::Pin;
 use std::task::Poll;
 use std::time::Instant;
 
-use futures::FutureExt;
-
 use crate::error::{Error, Result};
 
 /// Runs `call` under `deadline`: a call already past its deadline is refused without running
@@ -22,7 +20,7 @@ pub(crate) async fn run_handler<T>(
     expired: impl FnOnce() -> Error,
 ) -> Result<T> {
     // Pinned where it is, so the (possibly large) call future is moved once, not per step.
-    let call = std::pin::pin!(AssertUnwindSafe(call).catch_unwind());
+    let call = std::pin::pin!(Caught { call });
     run_pinned(deadline, call, expired).await
 }
 
@@ -45,16 +43,35 @@ macro_rules! invoke_pipeline {
 }
 pub(crate) use invoke_pipeline;
 
-/// A handler call caught for panics, pinned by its caller.
-pub(crate) type Caught<F> = futures::future::CatchUnwind<AssertUnwindSafe<F>>;
-
-/// Catches panics in `call`; pin the result where it is (`std::pin::pin!`) and hand it to
-/// [`run_pinned`].
-pub(crate) fn caught<F: Future>(call: F) -> Caught<F> {
-    AssertUnwindSafe(call).catch_unwind()
+pin_project_lite::pin_project! {
+    /// A handler call caught for panics, pinned by its caller: it gives `Err` with the panic's
+    /// payload when polling `call` panics.
+    ///
+    /// Build it as a struct literal around the call's `async` block, inside `std::pin::pin!`
+    /// (`pin!(Caught { call: async { .. } })`), and hand it to [`run_pinned`]: the block is then
+    /// made where it stays, where passing it through a function (as `FutureExt::catch_unwind`
+    /// takes it) first makes it on the stack and copies all of it (816 bytes for the HTTP
+    /// inbound's unary call) into the caller's state.
+    pub(crate) struct Caught<F> {
+        #[pin]
+        pub(crate) call: F,
+    }
 }
 
-/// [`run_handler`] for a call its caller already pinned (see [`caught`]): the call future stays
+impl<F: Future> Future for Caught<F> {
+    type Output = std::result::Result<F::Output, Box<dyn std::any::Any + Send>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        let call = self.project().call;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| call.poll(cx))) {
+            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
+    }
+}
+
+/// [`run_handler`] for a call its caller already pinned (see [`Caught`]): the call future stays
 /// where the caller put it, so a large one is not copied into this future's state. The clock is
 /// read when this is called, not when the future is first polled: await it at once.
 pub(crate) fn run_pinned<T, F: Future<Output = Result<T>>>(

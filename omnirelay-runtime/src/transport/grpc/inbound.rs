@@ -31,7 +31,7 @@ use crate::name::{LastName, Name};
 use crate::procedure::{BoxFuture, ProcedureSpec, procedure_from_grpc_path};
 use crate::stream::{ByteStream, Streaming, with_deadline};
 use crate::transport::drain::{GuardedBody, InFlight, InFlightGuard};
-use crate::transport::handler_call::{caught, invoke_pipeline, run_handler, run_pinned};
+use crate::transport::handler_call::{Caught, invoke_pipeline, run_handler, run_pinned};
 use crate::transport::server_task::ServerTask;
 
 /// Serves a dispatcher's procedures over gRPC (h2c).
@@ -420,12 +420,14 @@ fn dispatch(
                 .await
                 .map_err(to_status);
         };
-        let unary = async {
-            let body = first_wire_message(&mut body).await?;
-            invoke_pipeline!(h, Request::new(call.meta, body))
-        };
         let outcome = {
-            let unary = std::pin::pin!(caught(unary));
+            // Made where it is pinned (see `Caught`), not moved there.
+            let unary = std::pin::pin!(Caught {
+                call: async {
+                    let body = first_wire_message(&mut body).await?;
+                    invoke_pipeline!(h, Request::new(call.meta, body))
+                }
+            });
             run_pinned(deadline, unary, expired).await
         };
         outcome

@@ -53,7 +53,7 @@ use crate::name::Name;
 use crate::procedure::{BoxFuture, Kind, ProcedureSpec};
 use crate::stream::{ByteStream, Streaming, with_deadline};
 use crate::transport::drain::{InFlight, InFlightGuard};
-use crate::transport::handler_call::{caught, invoke_pipeline, run_handler, run_started};
+use crate::transport::handler_call::{Caught, invoke_pipeline, run_handler, run_started};
 use crate::transport::header_limit;
 use crate::transport::server_task::ServerTask;
 
@@ -920,24 +920,26 @@ fn handle(
             let headers = &head.headers;
             let late = || expired(TimeoutInfo::of(headers, ttl).as_ref());
             let mut body_read = false;
-            let call = async {
-                let mut waited = false;
-                let bytes = read_body_noting(&mut body, limit, &mut waited).await?;
-                body_read = true;
-                // As before the handler had a deadline of its own: a call whose deadline passed
-                // while its body was read does not start its handler. A body that was all there
-                // when the call arrived took no time to read, so the clock is read only when
-                // the call waited for it.
-                if waited && deadline.is_some_and(|d| d <= Instant::now()) {
-                    return Err(late());
-                }
-                invoke_pipeline!(h, Request::new(meta, bytes))
-            };
             // `route` computed the deadline from the clock a moment ago, on the call's arrival: it
             // had passed then exactly when the TTL was zero.
             let passed = ttl.is_some_and(|ttl| ttl.is_zero());
             let outcome = {
-                let call = std::pin::pin!(caught(call));
+                // Made where it is pinned (see `Caught`), not moved there.
+                let call = std::pin::pin!(Caught {
+                    call: async {
+                        let mut waited = false;
+                        let bytes = read_body_noting(&mut body, limit, &mut waited).await?;
+                        body_read = true;
+                        // As before the handler had a deadline of its own: a call whose
+                        // deadline passed while its body was read does not start its handler.
+                        // A body that was all there when the call arrived took no time to read,
+                        // so the clock is read only when the call waited for it.
+                        if waited && deadline.is_some_and(|d| d <= Instant::now()) {
+                            return Err(late());
+                        }
+                        invoke_pipeline!(h, Request::new(meta, bytes))
+                    }
+                });
                 run_started(deadline, passed, call, late).await
             };
             let mut response = match outcome {
