@@ -729,9 +729,32 @@ async fn an_empty_service_value_is_missing_even_when_the_context_is_unnamed() {
 /// A unary call's deadline error names the call from the request's own headers (the first value
 /// of each, as routing read them), both when the handler is too slow and when the body arrives
 /// after the deadline; the second case closes the connection, whose body was not read whole.
+/// Sends `head` on a new connection, then `body` after `wait` (nothing when it is empty; a write
+/// the server has already refused is ignored), and reads the answer until the server closes.
+async fn head_then_body(
+    addr: std::net::SocketAddr,
+    head: &str,
+    body: &[u8],
+    wait: Duration,
+) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    if !body.is_empty() {
+        tokio::time::sleep(wait).await;
+        let _ = stream.write_all(body).await;
+    }
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut out))
+        .await
+        .expect("the connection is closed after the answer")
+        .unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 #[tokio::test]
 async fn deadline_errors_name_the_call_from_its_first_header_values() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let h = HttpHarness::start(slow()).await;
     let head = |ttl: u32, length: usize| {
         format!(
@@ -759,16 +782,7 @@ async fn deadline_errors_name_the_call_from_its_first_header_values() {
         expected("50ms")
     );
     // The body comes after the deadline: the handler does not run.
-    let mut stream = tokio::net::TcpStream::connect(h.addr).await.unwrap();
-    stream.write_all(head(40, 1).as_bytes()).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(150)).await;
-    let _ = stream.write_all(b"0").await;
-    let mut out = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut out))
-        .await
-        .expect("the connection is closed after the answer")
-        .unwrap();
-    let text = String::from_utf8_lossy(&out);
+    let text = head_then_body(h.addr, &head(40, 1), b"0", Duration::from_millis(150)).await;
     assert!(text.starts_with("HTTP/1.1 504"), "{text}");
     assert!(text.contains("connection: close"), "{text}");
     assert!(text.contains(&expected("40ms")), "{text}");
@@ -780,7 +794,6 @@ async fn deadline_errors_name_the_call_from_its_first_header_values() {
 /// run either. With time to spare, the same requests are answered.
 #[tokio::test]
 async fn calls_past_their_deadline_do_not_run_their_handler() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let ran = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counter = ran.clone();
     let spec = typed::unary("count::Echo", RawCodec, move |r: Request<Bytes>| {
@@ -798,24 +811,10 @@ async fn calls_past_their_deadline_do_not_run_their_handler() {
     let send = |ttl: u32, late_body: Option<Duration>| {
         let head = head(ttl);
         async move {
-            let mut stream = tokio::net::TcpStream::connect(h.addr).await.unwrap();
             match late_body {
-                None => stream
-                    .write_all(format!("{head}hi").as_bytes())
-                    .await
-                    .unwrap(),
-                Some(wait) => {
-                    stream.write_all(head.as_bytes()).await.unwrap();
-                    tokio::time::sleep(wait).await;
-                    let _ = stream.write_all(b"hi").await;
-                }
+                None => head_then_body(h.addr, &format!("{head}hi"), b"", Duration::ZERO).await,
+                Some(wait) => head_then_body(h.addr, &head, b"hi", wait).await,
             }
-            let mut out = Vec::new();
-            tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut out))
-                .await
-                .expect("answered within 10 s")
-                .unwrap();
-            String::from_utf8_lossy(&out).into_owned()
         }
     };
     for (ttl, late) in [
