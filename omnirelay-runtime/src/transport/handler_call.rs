@@ -183,4 +183,34 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.code(), Code::Internal);
     }
+
+    /// A call that waits first and panics when polled again is caught too, with and without a
+    /// deadline (the second poll then runs under the timer).
+    #[tokio::test]
+    async fn a_panic_after_waiting_becomes_internal() {
+        for deadline in [None, Some(Instant::now() + Duration::from_secs(3600))] {
+            let err = run_handler::<()>(
+                deadline,
+                async {
+                    tokio::task::yield_now().await;
+                    panic!("boom")
+                },
+                || Error::unknown("x"),
+            )
+            .await
+            .unwrap_err();
+            assert_eq!(err.code(), Code::Internal, "{deadline:?}");
+        }
+        // And a call that waits and then answers gives its answer.
+        let ok = run_handler(
+            None,
+            async {
+                tokio::task::yield_now().await;
+                Ok(7)
+            },
+            || Error::unknown("x"),
+        )
+        .await;
+        assert_eq!(ok.unwrap(), 7);
+    }
 }
