@@ -217,6 +217,31 @@ thread_local! {
     static GATHERED: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
+/// Writes `bufs` to `io` as one buffer, gathered in [`GATHERED`], when there are several and
+/// they come to at most [`GATHER_LIMIT`] bytes; `None` when they are to go out as they are.
+fn poll_write_gathered<IO: tokio::io::AsyncWrite + Unpin>(
+    io: &mut IO,
+    cx: &mut Context<'_>,
+    bufs: &[std::io::IoSlice<'_>],
+) -> Option<Poll<std::io::Result<usize>>> {
+    if bufs.len() < 2 || bufs.iter().map(|b| b.len()).sum::<usize>() > GATHER_LIMIT {
+        return None;
+    }
+    GATHERED
+        .try_with(|gathered| {
+            // Not borrowed elsewhere: the write below does not come back here.
+            let mut gathered = gathered.try_borrow_mut().ok()?;
+            gathered.clear();
+            gathered.reserve(GATHER_LIMIT);
+            for b in bufs {
+                gathered.extend_from_slice(b);
+            }
+            Some(Pin::new(io).poll_write(cx, &gathered))
+        })
+        .ok()
+        .flatten()
+}
+
 impl<IO> Watched<IO> {
     pub(crate) fn new(io: IO, activity: Arc<Activity>) -> Self {
         Watched {
@@ -265,25 +290,10 @@ impl<IO: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Watched<IO> {
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
         let this = self.get_mut();
-        let total: usize = bufs.iter().map(|b| b.len()).sum();
-        let gathered = if bufs.len() > 1 && total <= GATHER_LIMIT {
-            GATHERED
-                .try_with(|gathered| {
-                    // Not borrowed elsewhere: the write below does not come back here.
-                    let mut gathered = gathered.try_borrow_mut().ok()?;
-                    gathered.clear();
-                    gathered.reserve(GATHER_LIMIT);
-                    for b in bufs {
-                        gathered.extend_from_slice(b);
-                    }
-                    Some(Pin::new(&mut this.io).poll_write(cx, &gathered))
-                })
-                .ok()
-                .flatten()
-        } else {
-            None
+        let poll = match poll_write_gathered(&mut this.io, cx, bufs) {
+            Some(poll) => poll,
+            None => Pin::new(&mut this.io).poll_write_vectored(cx, bufs),
         };
-        let poll = gathered.unwrap_or_else(|| Pin::new(&mut this.io).poll_write_vectored(cx, bufs));
         this.note(poll)
     }
 

@@ -913,7 +913,8 @@ fn handle(
                     };
                 }
             };
-            // A unary call. One deadline (one `run_started`) covers reading the body and the handler.
+            // A unary call. One deadline (one `run_started`) covers reading the body and the
+            // handler.
             let deadline = meta.deadline;
             let encoding = meta.encoding;
             let ttl = meta.ttl;
