@@ -726,9 +726,6 @@ async fn an_empty_service_value_is_missing_even_when_the_context_is_unnamed() {
     inbound.stop().await.unwrap();
 }
 
-/// A unary call's deadline error names the call from the request's own headers (the first value
-/// of each, as routing read them), both when the handler is too slow and when the body arrives
-/// after the deadline; the second case closes the connection, whose body was not read whole.
 /// Sends `head` on a new connection, then `body` after `wait` (nothing when it is empty; a write
 /// the server has already refused is ignored), and reads the answer until the server closes.
 async fn head_then_body(
@@ -753,6 +750,9 @@ async fn head_then_body(
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// A unary call's deadline error names the call from the request's own headers (the first value
+/// of each, as routing read them), both when the handler is too slow and when the body arrives
+/// after the deadline; the second case closes the connection, whose body was not read whole.
 #[tokio::test]
 async fn deadline_errors_name_the_call_from_its_first_header_values() {
     let h = HttpHarness::start(slow()).await;
