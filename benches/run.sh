@@ -6,6 +6,7 @@
 #   benches/run.sh            full run (4 rounds; about 4 minutes after the build on 2 cores)
 #   benches/run.sh --quick    CI smoke: 1 round, small counts (well under 2 minutes after the build)
 #   benches/run.sh --no-build use the binaries already built
+#   benches/run.sh --grpc     only the gRPC rows (and their allocations); --http only the HTTP ones
 #
 # Installs nghttp2-client (h2load, nghttp) and wrk with apt-get when missing. Builds
 # `cargo build --release -p omnirelay-benches --features count-allocs --bins` (honouring
@@ -18,11 +19,14 @@ cd "$ROOT"
 
 QUICK=0
 BUILD=1
+FAMILIES=all
 for arg in "$@"; do
     case "$arg" in
         --quick) QUICK=1 ;;
         --no-build) BUILD=0 ;;
-        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+        --grpc) FAMILIES=grpc ;;
+        --http) FAMILIES=http ;;
+        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
         *) echo "unknown argument: $arg" >&2; exit 2 ;;
     esac
 done
@@ -334,16 +338,20 @@ for round in $(seq "$ROUNDS"); do
     log "round $round of $ROUNDS"
     if (( round % 2 == 1 )); then grpc_order=(omnirelay-grpc tonic); http_order=(omnirelay-http axum hyper)
     else grpc_order=(tonic omnirelay-grpc); http_order=(hyper axum omnirelay-http); fi
-    grpc_round "$round" "${grpc_order[@]}"
-    http_round "$round" "${http_order[@]}"
+    [[ $FAMILIES == http ]] || grpc_round "$round" "${grpc_order[@]}"
+    [[ $FAMILIES == grpc ]] || http_round "$round" "${http_order[@]}"
 done
 
 log "allocations per call ($N_ALLOC calls each, -c1 -m1, counting allocator)"
-alloc_server omnirelay-grpc EmptyCall UnaryCall100B
-alloc_server tonic EmptyCall UnaryCall100B
-alloc_server omnirelay-http echo100B
-alloc_server axum echo100B
-alloc_server hyper echo100B
+if [[ $FAMILIES != http ]]; then
+    alloc_server omnirelay-grpc EmptyCall UnaryCall100B
+    alloc_server tonic EmptyCall UnaryCall100B
+fi
+if [[ $FAMILIES != grpc ]]; then
+    alloc_server omnirelay-http echo100B
+    alloc_server axum echo100B
+    alloc_server hyper echo100B
+fi
 
 {
     echo "## Results ($(date -u '+%Y-%m-%d %H:%M UTC'))"
