@@ -24,9 +24,10 @@ for arg in "$@"; do
     case "$arg" in
         --quick) QUICK=1 ;;
         --no-build) BUILD=0 ;;
-        --grpc) FAMILIES=grpc ;;
-        --http) FAMILIES=http ;;
-        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+        --grpc|--http)
+            [[ $FAMILIES == all ]] || { echo "--grpc and --http exclude each other" >&2; exit 2; }
+            FAMILIES=${arg#--} ;;
+        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
         *) echo "unknown argument: $arg" >&2; exit 2 ;;
     esac
 done
