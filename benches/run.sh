@@ -7,6 +7,7 @@
 #   benches/run.sh --quick    CI smoke: 1 round, small counts (well under 2 minutes after the build)
 #   benches/run.sh --no-build use the binaries already built
 #   benches/run.sh --grpc     only the gRPC rows (and their allocations); --http only the HTTP ones
+#   ROUNDS=40 BENCH_OUT=DIR benches/run.sh --grpc   more rounds, results in DIR (emptied first)
 #
 # Installs nghttp2-client (h2load, nghttp) and wrk with apt-get when missing. Builds
 # `cargo build --release -p omnirelay-benches --features count-allocs --bins` (honouring
@@ -25,9 +26,9 @@ for arg in "$@"; do
         --quick) QUICK=1 ;;
         --no-build) BUILD=0 ;;
         --grpc|--http)
-            [[ $FAMILIES == all ]] || { echo "--grpc and --http exclude each other" >&2; exit 2; }
+            [[ $FAMILIES == all ]] || { echo "give one of --grpc and --http, once" >&2; exit 2; }
             FAMILIES=${arg#--} ;;
-        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+        -h|--help) awk 'NR > 1 && /^#/ { print; next } NR > 1 { exit }' "$0"; exit 0 ;;
         *) echo "unknown argument: $arg" >&2; exit 2 ;;
     esac
 done
@@ -359,6 +360,7 @@ fi
     echo
     echo "Machine: $(nproc) CPUs ($(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)), $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), kernel $(uname -r)."
     echo "Tools: $(h2load --version 2>&1 | head -1), $(wrk -v 2>&1 | head -1 | awk '{print $1, $2}'), $(rustc --version 2>/dev/null || echo rustc ?)."
+    [[ $FAMILIES == all ]] || echo "Rows: ${FAMILIES^^} only (--$FAMILIES); the settings of the other family were not used."
     echo "Settings: $ROUNDS round(s), contenders alternated per scenario; h2load -t1 -n $N_LAT at -c1 -m1 and -n $N_THR at -c4 -m16 (gRPC), h2load --h1 -t1 -n $N_LAT -c1 and wrk -t1 -d${WRK_SECS}s at -c1 and -c$WRK_CONNS_THR (HTTP/1.1); medians over rounds. h2load latencies are per request from --log-file; wrk latencies are wrk's --latency. Machine load average (1/5/15 min) at the start: $LOAD_AT_START, at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
     echo
     "$BIN/bench-stats" table "$RESULTS"
