@@ -8,14 +8,17 @@ bootstrap confidence interval for each median.
 `run.sh` runs the two servers of a scenario back to back in every round, so each round gives
 one req/s ratio SERVER / PEER and one p99 ratio. For each scenario both ran in the same rounds,
 this prints the median of the req/s ratios with a 95% interval (4,000 resamples of the rounds
-with replacement, seeded with the scenario's name, so the same rounds give the same interval), how many rounds were
-above 1.0x, and the median p99 ratio with its interval. An interval that does not contain 1.0
-is a difference the rounds resolve; one that does is a tie at this many rounds. Lines that are
-not results (a header, a short or malformed line) and values that are not finite and positive
-are skipped, and each is reported on stderr.
+with replacement, seeded with the scenario's name, so the same rounds give the same
+interval), how many rounds were above 1.0x, and the median p99 ratio with its interval.
+
+An interval that does not contain 1.0 is a difference the rounds of this run resolve; one that
+does is no difference they can show. The interval covers the spread between the rounds of one
+run, not the drift between runs. Lines that are not results (a header, a short or malformed
+line) and values that are not finite and positive are skipped, and reported on stderr.
 """
 
 import math
+import os
 import random
 import statistics
 import sys
@@ -44,10 +47,10 @@ def read_rounds(path):
     scenario, server, round, req/s, mean, p99, CPU, requests."""
     rounds = defaultdict(dict)
     skipped = 0
-    with open(path, encoding="utf-8") as results:
+    with open(path, encoding="utf-8-sig") as results:
         for number, line in enumerate(results, start=1):
             fields = line.rstrip("\n").split("\t")
-            if len(fields) < 6 or not fields[2].isdigit():
+            if len(fields) < 6 or not (fields[2].isascii() and fields[2].isdigit()):
                 skipped += 1
                 continue
             key, round_ = (fields[0], fields[1]), int(fields[2])
@@ -55,6 +58,9 @@ def read_rounds(path):
             if rps is None:
                 warn(f"{path}:{number}: req/s {fields[3]!r} is not a positive number; skipped")
                 continue
+            if p99 is None:
+                warn(f"{path}:{number}: p99 {fields[5]!r} is not a positive number; its req/s "
+                     "is used, its p99 is not")
             if round_ in rounds[key]:
                 warn(f"{path}:{number}: {key[1]} has round {round_} of {key[0]} twice; "
                      "the later line is used")
@@ -97,6 +103,8 @@ def report(scenario, server, peer, ours, theirs):
     if p99:
         median, low, high = median_interval(p99, rng)
         line += f"; p99 per-round median {median:.3f}x ({low:.3f}x-{high:.3f}x)"
+        if len(p99) < len(both):
+            line += f" over {len(p99)} rounds"
     else:
         line += "; p99 n/a"
     print(line)
@@ -105,7 +113,7 @@ def report(scenario, server, peer, ours, theirs):
 
 def main(argv):
     if len(argv) != 4:
-        sys.exit("usage: benches/ratio-ci.py RESULTS.tsv SERVER PEER")
+        sys.exit("ratio-ci: usage: benches/ratio-ci.py RESULTS.tsv SERVER PEER")
     path, server, peer = argv[1:]
     try:
         rounds = read_rounds(path)
@@ -123,10 +131,17 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    if sys.stdout is None:
+        sys.exit("ratio-ci: no standard output to write to")
     try:
         main(sys.argv)
         sys.stdout.flush()
     except BrokenPipeError:
-        # The reader (`head`) has gone: stop quietly, without a second error at exit.
-        sys.stderr.close()
+        # The reader (`head`) has gone: stop quietly. Python flushes stdout again at exit, so
+        # it is pointed at /dev/null first.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
+    except OSError as err:
+        # Nowhere to write the output (a full disk, say).
+        print(f"ratio-ci: cannot write the output: {err}", file=sys.stderr)
         sys.exit(1)

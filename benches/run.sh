@@ -7,7 +7,8 @@
 #   benches/run.sh --quick    CI smoke: 1 round, small counts (well under 2 minutes after the build)
 #   benches/run.sh --no-build use the binaries already built
 #   benches/run.sh --grpc     only the gRPC rows (and their allocations); --http only the HTTP ones
-#   ROUNDS=40 BENCH_OUT=DIR benches/run.sh --grpc   more rounds, results in DIR (emptied first)
+#   ROUNDS=40 BENCH_OUT=DIR benches/run.sh --grpc   more rounds; results in DIR, which is
+#                             replaced (refused when it holds anything but an earlier run's)
 #
 # Installs nghttp2-client (h2load, nghttp) and wrk with apt-get when missing. Builds
 # `cargo build --release -p omnirelay-benches --features count-allocs --bins` (honouring
@@ -86,6 +87,10 @@ for b in bench-server bench-server-counted bench-stats; do
 done
 
 OUT=${BENCH_OUT:-$TARGET_DIR/bench-results}
+# The directory is replaced; one that holds anything but an earlier run's results is refused.
+if [[ -d $OUT && -n $(ls -A "$OUT") && ! -f $OUT/results.tsv && ! -d $OUT/logs ]]; then
+    die "$OUT is not empty and holds no earlier results: give BENCH_OUT a new directory"
+fi
 rm -rf "$OUT"
 mkdir -p "$OUT/logs"
 "$BIN/bench-stats" bodies "$OUT"
@@ -360,7 +365,10 @@ fi
     echo
     echo "Machine: $(nproc) CPUs ($(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)), $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), kernel $(uname -r)."
     echo "Tools: $(h2load --version 2>&1 | head -1), $(wrk -v 2>&1 | head -1 | awk '{print $1, $2}'), $(rustc --version 2>/dev/null || echo rustc ?)."
-    [[ $FAMILIES == all ]] || echo "Rows: ${FAMILIES^^} only (--$FAMILIES); the settings of the other family were not used."
+    case $FAMILIES in
+        grpc) echo "Rows: gRPC only (--grpc); the HTTP settings below were not used." ;;
+        http) echo "Rows: HTTP only (--http); the gRPC settings below were not used." ;;
+    esac
     echo "Settings: $ROUNDS round(s), contenders alternated per scenario; h2load -t1 -n $N_LAT at -c1 -m1 and -n $N_THR at -c4 -m16 (gRPC), h2load --h1 -t1 -n $N_LAT -c1 and wrk -t1 -d${WRK_SECS}s at -c1 and -c$WRK_CONNS_THR (HTTP/1.1); medians over rounds. h2load latencies are per request from --log-file; wrk latencies are wrk's --latency. Machine load average (1/5/15 min) at the start: $LOAD_AT_START, at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
     echo
     "$BIN/bench-stats" table "$RESULTS"
