@@ -88,6 +88,7 @@ done
 
 OUT=${BENCH_OUT:-$TARGET_DIR/bench-results}
 # The directory is replaced; one that holds anything but an earlier run's results is refused.
+[[ ! -e $OUT || -d $OUT ]] || die "$OUT is not a directory: give BENCH_OUT a directory"
 if [[ -d $OUT && -n $(ls -A "$OUT") && ! -f $OUT/results.tsv && ! -d $OUT/logs ]]; then
     die "$OUT is not empty and holds no earlier results: give BENCH_OUT a new directory"
 fi
