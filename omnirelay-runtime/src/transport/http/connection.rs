@@ -1,5 +1,5 @@
-//! One served connection of the HTTP inbound: the stop signal it shares with the inbound's other
-//! connections, and the header-read watchdog of HTTP/1 connections.
+//! One served connection of the HTTP inbound: the set of connections it belongs to (for the
+//! inbound's stop signal), and the header-read watchdog of HTTP/1 connections.
 //!
 //! Both live in [`Served`], the future the connection's task runs, and neither adds a future
 //! that is polled on every wake-up of the connection. That is the point of this module: hyper's
@@ -7,8 +7,7 @@
 //! next head is awaited (about 1,750 instructions per call on a keep-alive connection, measured
 //! with `benches/profile.sh callgrind omnirelay-http`), and hyper-util's graceful-shutdown
 //! wrapper polls a `watch` future on every wake-up (about 500 more). Here the same work is a
-//! few atomic operations and one clock read per call, and one timer per connection that fires
-//! once per timeout: the echo call went from 29,400 to 27,900 instructions.
+//! few atomic operations and one clock read per call.
 //!
 //! The watchdog's rule (what hyper's header-read timeout does, without a timer per request): a
 //! connection on which no call is in progress and no request head has completed for the
@@ -17,6 +16,19 @@
 //! response or event stream being written) keeps the connection open however long it takes:
 //! its own deadline bounds it. An HTTP/2 connection is watched only until its first request:
 //! HTTP/2 multiplexes and pings on its own, so idling there is the client's choice.
+//!
+//! **No tokio timer.** The watchdog's clock is a thread of the inbound's own, the
+//! [`Sweeper`], which looks at every watched connection once per tick (an eighth of the
+//! timeout, at most a second: a connection is closed between one timeout and one tick after it
+//! became idle) and wakes those idle too long; each decides in its own task whether it still
+//! is. A tokio timer per connection (what this module had before) is never idle: there is
+//! always one due, so every time a worker thread of the runtime waits for work, it asks the
+//! kernel for a timed wait (`epoll_wait` with a timeout, which arms and cancels a kernel
+//! timer) instead of an untimed one. On this project's benchmark VM that cost about 9 us of
+//! system time per call on a connection served one call at a time (`benches/cpu-split.sh 24 3
+//! 1`: 32.4 against 23.5 us, and 0.68x the calls per second; see BENCHMARKS.md). The sweeper
+//! runs on the real clock (`std::time::Instant`), not tokio's, so a paused tokio clock does not
+//! move it.
 //!
 //! A response hyper has taken from its body but not yet written (a large one read slowly) keeps
 //! the connection busy too: [`Watched`] counts a blocked write as a call in progress.
@@ -31,36 +43,65 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http::Version;
 use hyper_util::server::graceful::GracefulConnection;
-use tokio::time::{Instant, Sleep};
 
 use crate::name::{LastName, Name};
 
-/// Tells every connection of an inbound to finish its calls and close (HTTP/1: after the
-/// response in progress; HTTP/2: `GOAWAY`).
+/// The connections of one inbound: the stop signal they share (HTTP/1: finish the response in
+/// progress and close; HTTP/2: `GOAWAY`), and what the [`Sweeper`] looks at.
 #[derive(Debug, Default)]
-pub(crate) struct StopSignal {
+pub(crate) struct Connections {
     stopping: AtomicBool,
     next_id: AtomicU64,
-    /// The waker of each connection's task, by connection id.
-    wakers: Mutex<HashMap<u64, Waker>>,
+    /// Every served connection, by id.
+    entries: Mutex<HashMap<u64, Entry>>,
 }
 
-impl StopSignal {
-    /// A signal not given yet.
+/// One connection in [`Connections`].
+#[derive(Debug)]
+struct Entry {
+    /// Its task's waker, once the task has been polled.
+    waker: Option<Waker>,
+    /// What its calls did, when the watchdog watches it.
+    watched: Option<Arc<Activity>>,
+}
+
+impl Connections {
+    /// A set with no connection, not stopping.
     pub(crate) fn new() -> Arc<Self> {
         Arc::default()
     }
 
-    /// Gives the signal: every connection, now and later, starts its graceful shutdown.
+    /// Adds a connection accepted now; with `watched`, the watchdog looks at its activity.
+    pub(crate) fn register(self: &Arc<Self>, watched: Option<Arc<Activity>>) -> Registration {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.lock().insert(
+            id,
+            Entry {
+                waker: None,
+                watched,
+            },
+        );
+        Registration {
+            set: self.clone(),
+            id,
+            waker: None,
+        }
+    }
+
+    /// Gives the stop signal: every connection, now and later, starts its graceful shutdown.
     pub(crate) fn stop(&self) {
         self.stopping.store(true, Ordering::SeqCst);
         // Taken after the flag is set: a connection that registers after this sees the flag.
-        let wakers = std::mem::take(&mut *self.lock());
-        for waker in wakers.into_values() {
+        let wakers: Vec<Waker> = self
+            .lock()
+            .values()
+            .filter_map(|entry| entry.waker.clone())
+            .collect();
+        for waker in wakers {
             waker.wake();
         }
     }
@@ -69,43 +110,127 @@ impl StopSignal {
         self.stopping.load(Ordering::SeqCst)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Waker>> {
-        self.wakers.lock().unwrap_or_else(PoisonError::into_inner)
+    /// One look of the watchdog at `now`: marks every watched HTTP/1 connection that has been
+    /// idle for `timeout` and wakes its task, which checks again itself (a call may have begun
+    /// since). Returns how many it woke.
+    fn sweep(&self, timeout: Duration, now: Instant) -> usize {
+        let mut due = Vec::new();
+        for entry in self.lock().values() {
+            let Some(activity) = &entry.watched else {
+                continue;
+            };
+            if activity.http2.load(Ordering::Relaxed) || !activity.idle_for(timeout, now) {
+                continue;
+            }
+            activity.due.store(true, Ordering::Release);
+            if let Some(waker) = &entry.waker {
+                due.push(waker.clone());
+            }
+        }
+        // Woken outside the lock: a woken task may register a new waker at once.
+        let woken = due.len();
+        for waker in due {
+            waker.wake();
+        }
+        woken
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Entry>> {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
-/// One connection's place in a [`StopSignal`]: its task's waker, replaced only when the task's
+/// One connection's place in [`Connections`]: its task's waker, replaced only when the task's
 /// waker changes (a tokio task keeps one), removed when the connection ends.
-struct StopRegistration {
-    signal: Arc<StopSignal>,
+pub(crate) struct Registration {
+    set: Arc<Connections>,
     id: u64,
     waker: Option<Waker>,
 }
 
-impl StopRegistration {
-    fn new(signal: Arc<StopSignal>) -> Self {
-        let id = signal.next_id.fetch_add(1, Ordering::Relaxed);
-        StopRegistration {
-            signal,
-            id,
-            waker: None,
-        }
-    }
-
-    /// Makes sure `waker` is the one the signal wakes; then tells whether it was given.
+impl Registration {
+    /// Makes sure `waker` is the one the set wakes; then tells whether the stop was given.
     fn check(&mut self, waker: &Waker) -> bool {
         if !self.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
-            self.signal.lock().insert(self.id, waker.clone());
+            if let Some(entry) = self.set.lock().get_mut(&self.id) {
+                entry.waker = Some(waker.clone());
+            }
             self.waker = Some(waker.clone());
         }
-        self.signal.is_stopping()
+        self.set.is_stopping()
     }
 }
 
-impl Drop for StopRegistration {
+impl Drop for Registration {
     fn drop(&mut self) {
-        if self.waker.is_some() {
-            self.signal.lock().remove(&self.id);
+        self.set.lock().remove(&self.id);
+    }
+}
+
+/// The watchdog's clock: a thread that [sweeps](Connections::sweep) an inbound's connections
+/// once per tick, until this handle is dropped (the inbound's accept loop holds it).
+pub(crate) struct Sweeper {
+    thread: Option<std::thread::Thread>,
+    ended: Arc<AtomicBool>,
+}
+
+impl Sweeper {
+    /// How often the connections are looked at for `timeout`: an eighth of it, between 1 ms and
+    /// 1 s. A connection is closed at most one tick late.
+    pub(crate) fn tick(timeout: Duration) -> Duration {
+        (timeout / 8).clamp(Duration::from_millis(1), Duration::from_secs(1))
+    }
+
+    /// Starts sweeping `set` for connections idle for `timeout`. Without a thread (the system
+    /// refused one) the sweeps run on a tokio task instead, with a tokio timer, and a warning is
+    /// logged.
+    pub(crate) fn start(set: Arc<Connections>, timeout: Duration) -> Sweeper {
+        let ended = Arc::new(AtomicBool::new(false));
+        let tick = Sweeper::tick(timeout);
+        let (for_thread, set_for_thread) = (ended.clone(), set.clone());
+        let spawned = std::thread::Builder::new()
+            .name("omnirelay-http-watchdog".into())
+            .spawn(move || {
+                while !for_thread.load(Ordering::Acquire) {
+                    std::thread::park_timeout(tick);
+                    if for_thread.load(Ordering::Acquire) {
+                        break;
+                    }
+                    set_for_thread.sweep(timeout, Instant::now());
+                }
+            });
+        match spawned {
+            Ok(handle) => Sweeper {
+                thread: Some(handle.thread().clone()),
+                ended,
+            },
+            Err(err) => {
+                tracing::warn!(
+                    error = %err,
+                    "cannot start the HTTP inbound's watchdog thread; sweeping on a tokio task"
+                );
+                let for_task = ended.clone();
+                tokio::spawn(async move {
+                    let mut ticks = tokio::time::interval(tick);
+                    while !for_task.load(Ordering::Acquire) {
+                        ticks.tick().await;
+                        set.sweep(timeout, Instant::now());
+                    }
+                });
+                Sweeper {
+                    thread: None,
+                    ended,
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Sweeper {
+    fn drop(&mut self) {
+        self.ended.store(true, Ordering::Release);
+        if let Some(thread) = &self.thread {
+            thread.unpark();
         }
     }
 }
@@ -121,6 +246,9 @@ pub(crate) struct Activity {
     last_end: AtomicU64,
     /// A request came over HTTP/2.
     http2: AtomicBool,
+    /// The [`Sweeper`] found the connection idle too long (its task checks again, and clears
+    /// it).
+    due: AtomicBool,
     /// The caller the connection's last call named.
     caller: LastName,
 }
@@ -133,6 +261,7 @@ impl Activity {
             calls: AtomicUsize::new(0),
             last_end: AtomicU64::new(0),
             http2: AtomicBool::new(false),
+            due: AtomicBool::new(false),
             caller: LastName::default(),
         })
     }
@@ -155,6 +284,12 @@ impl Activity {
         }
         let nanos = self.last_end.load(Ordering::Relaxed);
         Some(self.epoch + Duration::from_nanos(nanos))
+    }
+
+    /// Whether, at `now`, the connection has been idle for `timeout` or longer.
+    fn idle_for(&self, timeout: Duration, now: Instant) -> bool {
+        self.idle_since()
+            .is_some_and(|since| now.saturating_duration_since(since) >= timeout)
     }
 }
 
@@ -312,66 +447,35 @@ impl<IO: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Watched<IO> {
     }
 }
 
-/// The watchdog's state: one tokio timer, polled only when it is due or the task's waker
-/// changed.
-struct Watchdog {
-    timeout: Duration,
-    /// The waker the timer was last polled with.
-    waker: Option<Waker>,
-}
-
 pin_project_lite::pin_project! {
     /// A connection served until it ends, the inbound stops it, or its watchdog closes it.
     pub(crate) struct Served<C> {
         #[pin]
         connection: C,
-        #[pin]
-        timer: Sleep,
-        stop: StopRegistration,
+        registration: Registration,
         shutting_down: bool,
         activity: Arc<Activity>,
-        watchdog: Option<Watchdog>,
+        // The header read timeout, while the watchdog watches this connection.
+        watchdog: Option<Duration>,
     }
 }
 
 impl<C> Served<C> {
-    /// Serves `connection`; with a `header_read_timeout`, closes it once it has been idle (no
-    /// call in progress) that long.
+    /// Serves `connection`, a member of `set`; with a `header_read_timeout`, closes it once it
+    /// has been idle (no call in progress) that long, as the set's [`Sweeper`] finds.
     pub(crate) fn new(
         connection: C,
-        stop: Arc<StopSignal>,
+        set: &Arc<Connections>,
         activity: Arc<Activity>,
         header_read_timeout: Option<Duration>,
     ) -> Self {
-        let due = header_read_timeout.map_or(activity.epoch, |t| activity.epoch + t);
+        let watched = header_read_timeout.map(|_| activity.clone());
         Served {
             connection,
-            timer: tokio::time::sleep_until(due),
-            stop: StopRegistration::new(stop),
+            registration: set.register(watched),
             shutting_down: false,
-            watchdog: header_read_timeout.map(|timeout| Watchdog {
-                timeout,
-                waker: None,
-            }),
+            watchdog: header_read_timeout,
             activity,
-        }
-    }
-}
-
-/// What the watchdog found.
-enum Verdict {
-    /// Look again then.
-    Wait(Instant),
-    /// Idle too long.
-    Close,
-}
-
-impl Watchdog {
-    fn verdict(&self, activity: &Activity, now: Instant) -> Verdict {
-        match activity.idle_since() {
-            None => Verdict::Wait(now + self.timeout),
-            Some(since) if now >= since + self.timeout => Verdict::Close,
-            Some(since) => Verdict::Wait(since + self.timeout),
         }
     }
 }
@@ -384,7 +488,7 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        if !*this.shutting_down && this.stop.check(cx.waker()) {
+        if !*this.shutting_down && this.registration.check(cx.waker()) {
             *this.shutting_down = true;
             this.connection.as_mut().graceful_shutdown();
         }
@@ -398,30 +502,21 @@ where
         {
             return Poll::Ready(Ok(()));
         }
-        if let Some(watchdog) = this.watchdog.as_mut() {
+        if let Some(timeout) = *this.watchdog {
             if this.activity.http2.load(Ordering::Relaxed) {
                 *this.watchdog = None;
-            } else if !watchdog
-                .waker
-                .as_ref()
-                .is_some_and(|w| w.will_wake(cx.waker()))
-                || this.timer.is_elapsed()
-            {
-                // Polled once after each (re)arming, so the timer wakes this task when due.
-                while this.timer.as_mut().poll(cx).is_ready() {
-                    match watchdog.verdict(this.activity, Instant::now()) {
-                        Verdict::Close => {
-                            tracing::debug!(
-                                timeout = ?watchdog.timeout,
-                                "closing an idle HTTP connection: no request head within \
-                                 the header read timeout"
-                            );
-                            return Poll::Ready(Ok(()));
-                        }
-                        Verdict::Wait(at) => this.timer.as_mut().reset(at),
-                    }
+            } else if this.activity.due.load(Ordering::Acquire) {
+                // The sweeper found the connection idle; it is closed if it still is (a call
+                // begun since keeps it, and the sweeper looks again at its next tick).
+                this.activity.due.store(false, Ordering::Relaxed);
+                if this.activity.idle_for(timeout, Instant::now()) {
+                    tracing::debug!(
+                        ?timeout,
+                        "closing an idle HTTP connection: no request head within the header \
+                         read timeout"
+                    );
+                    return Poll::Ready(Ok(()));
                 }
-                watchdog.waker = Some(cx.waker().clone());
             }
         }
         this.connection.poll(cx)
@@ -536,76 +631,159 @@ mod tests {
         assert_eq!(watched.io.writes[0], ("write", head[..10].to_vec()));
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn idle_since_follows_the_calls() {
+    /// A waker that counts its wakes.
+    struct Count(AtomicUsize);
+
+    impl std::task::Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn counting() -> (Arc<Count>, Waker) {
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        (count.clone(), Waker::from(count))
+    }
+
+    #[test]
+    fn idle_since_follows_the_calls() {
         let activity = Activity::new();
         assert_eq!(activity.idle_since(), Some(activity.epoch));
         let first = activity.begin(Version::HTTP_11);
         let second = activity.begin(Version::HTTP_11);
-        tokio::time::advance(Duration::from_secs(3)).await;
+        std::thread::sleep(Duration::from_millis(2));
         drop(first);
         assert_eq!(activity.idle_since(), None, "one call is still in progress");
-        tokio::time::advance(Duration::from_secs(2)).await;
         drop(second);
-        assert_eq!(
-            activity.idle_since(),
-            Some(activity.epoch + Duration::from_secs(5))
+        let since = activity.idle_since().expect("idle once both calls ended");
+        assert!(
+            since >= activity.epoch + Duration::from_millis(2),
+            "{since:?}"
         );
+        assert!(since <= Instant::now());
         assert!(!activity.http2.load(Ordering::Relaxed));
         drop(activity.begin(Version::HTTP_2));
         assert!(activity.http2.load(Ordering::Relaxed));
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn the_verdict_waits_for_the_timeout_after_the_last_call() {
+    #[test]
+    fn idle_for_counts_from_the_last_call_and_not_during_one() {
         let activity = Activity::new();
-        let watchdog = Watchdog {
-            timeout: Duration::from_secs(10),
-            waker: None,
-        };
         let start = activity.epoch;
+        let timeout = Duration::from_secs(10);
+        assert!(!activity.idle_for(timeout, start + Duration::from_secs(4)));
+        assert!(activity.idle_for(timeout, start + timeout));
         assert!(
-            matches!(watchdog.verdict(&activity, start + Duration::from_secs(4)), Verdict::Wait(at) if at == start + Duration::from_secs(10))
+            !activity.idle_for(timeout, start),
+            "a clock read before the epoch"
         );
-        assert!(matches!(
-            watchdog.verdict(&activity, start + Duration::from_secs(10)),
-            Verdict::Close
-        ));
         let call = activity.begin(Version::HTTP_11);
-        let now = start + Duration::from_secs(12);
-        assert!(
-            matches!(watchdog.verdict(&activity, now), Verdict::Wait(at) if at == now + Duration::from_secs(10))
-        );
-        tokio::time::advance(Duration::from_secs(7)).await;
+        assert!(!activity.idle_for(timeout, start + Duration::from_secs(100)));
+        std::thread::sleep(Duration::from_millis(5));
         drop(call);
-        assert!(
-            matches!(watchdog.verdict(&activity, start + Duration::from_secs(9)), Verdict::Wait(at) if at == start + Duration::from_secs(17))
+        // Idle since the call ended, a few ms after the epoch: not yet at epoch + timeout.
+        assert!(!activity.idle_for(timeout, start + timeout));
+        assert!(activity.idle_for(timeout, start + timeout + Duration::from_millis(50)));
+    }
+
+    /// A sweep marks and wakes the watched HTTP/1 connections idle for the timeout, and only
+    /// those: not one with a call in progress, one that spoke HTTP/2, one not watched, or one
+    /// idle for less.
+    #[test]
+    fn a_sweep_wakes_only_connections_idle_too_long() {
+        let set = Connections::new();
+        let timeout = Duration::from_secs(10);
+        let idle = Activity::new();
+        let busy = Activity::new();
+        let _call = busy.begin(Version::HTTP_11);
+        let http2 = Activity::new();
+        drop(http2.begin(Version::HTTP_2));
+        let unwatched = Activity::new();
+        let mut registered = Vec::new();
+        let mut counts = Vec::new();
+        for watched in [Some(&idle), Some(&busy), Some(&http2), None] {
+            let mut registration = set.register(watched.cloned());
+            let (count, waker) = counting();
+            assert!(!registration.check(&waker));
+            registered.push(registration);
+            counts.push(count);
+        }
+        let _ = &unwatched;
+        assert_eq!(
+            set.sweep(timeout, Instant::now()),
+            0,
+            "none idle for 10 s yet"
         );
+        assert!(!idle.due.load(Ordering::SeqCst));
+        let later = Instant::now() + timeout + Duration::from_secs(1);
+        assert_eq!(set.sweep(timeout, later), 1);
+        assert!(idle.due.load(Ordering::SeqCst));
+        assert!(!busy.due.load(Ordering::SeqCst));
+        assert!(!http2.due.load(Ordering::SeqCst));
+        let woken: Vec<usize> = counts.iter().map(|c| c.0.load(Ordering::SeqCst)).collect();
+        assert_eq!(woken, [1, 0, 0, 0]);
+        drop(registered);
+        assert!(set.lock().is_empty(), "ended connections leave the set");
+        assert_eq!(set.sweep(timeout, later), 0);
+    }
+
+    /// The sweeper's thread wakes an idle connection on its own, within a few ticks, and stops
+    /// when its handle is dropped.
+    #[test]
+    fn the_sweeper_thread_wakes_an_idle_connection() {
+        let set = Connections::new();
+        let timeout = Duration::from_millis(8);
+        assert_eq!(Sweeper::tick(timeout), Duration::from_millis(1));
+        assert_eq!(
+            Sweeper::tick(Duration::from_secs(30)),
+            Duration::from_secs(1)
+        );
+        assert_eq!(Sweeper::tick(Duration::ZERO), Duration::from_millis(1));
+        let activity = Activity::new();
+        let mut registration = set.register(Some(activity.clone()));
+        let (count, waker) = counting();
+        registration.check(&waker);
+        let sweeper = Sweeper::start(set.clone(), timeout);
+        let start = Instant::now();
+        while count.0.load(Ordering::SeqCst) == 0 {
+            assert!(start.elapsed() < Duration::from_secs(5), "never woken");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(
+            activity.epoch.elapsed() >= timeout,
+            "woken before it was idle that long"
+        );
+        assert!(activity.due.load(Ordering::SeqCst));
+        drop(sweeper);
+        // Give the thread its last tick, then check it sweeps no more.
+        std::thread::sleep(Duration::from_millis(20));
+        activity.due.store(false, Ordering::SeqCst);
+        let woken = count.0.load(Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(30));
+        assert_eq!(
+            count.0.load(Ordering::SeqCst),
+            woken,
+            "swept after its handle was dropped"
+        );
+        assert!(!activity.due.load(Ordering::SeqCst));
     }
 
     #[test]
     fn a_stop_wakes_registered_connections_once() {
-        let signal = StopSignal::new();
-        let woken = Arc::new(AtomicUsize::new(0));
-        struct Count(Arc<AtomicUsize>);
-        impl std::task::Wake for Count {
-            fn wake(self: Arc<Self>) {
-                self.0.fetch_add(1, Ordering::SeqCst);
-            }
-        }
-        let waker = Waker::from(Arc::new(Count(woken.clone())));
-        let mut first = StopRegistration::new(signal.clone());
-        let mut second = StopRegistration::new(signal.clone());
+        let set = Connections::new();
+        let (count, waker) = counting();
+        let mut first = set.register(None);
+        let mut second = set.register(None);
         assert!(!first.check(&waker));
         assert!(!first.check(&waker), "the same waker registers once");
         assert!(!second.check(&waker));
-        assert_eq!(signal.lock().len(), 2);
+        assert_eq!(set.lock().len(), 2);
         drop(second);
-        assert_eq!(signal.lock().len(), 1);
-        signal.stop();
-        assert_eq!(woken.load(Ordering::SeqCst), 1);
+        assert_eq!(set.lock().len(), 1);
+        set.stop();
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
         assert!(first.check(&waker));
-        let mut late = StopRegistration::new(signal);
+        let mut late = set.register(None);
         assert!(
             late.check(&waker),
             "a connection accepted after the stop sees it"

@@ -33,7 +33,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message};
 
-use super::connection::{Activity, CallMark, Served, StopSignal, Watched};
+use super::connection::{Activity, CallMark, Connections, Served, Sweeper, Watched};
 use super::frame::{self, FrameType};
 use super::sse;
 use super::wire::{
@@ -238,7 +238,12 @@ async fn accept_loop(
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let stop = StopSignal::new();
+    let served = Connections::new();
+    // Held until the accept loop ends: its thread stops when this is dropped.
+    let _sweeper = shared
+        .config
+        .header_read_timeout
+        .map(|timeout| Sweeper::start(served.clone(), timeout));
     let mut connections = JoinSet::new();
     let builder = server_builder(&shared.config);
     let drain_timeout = shared.config.drain_timeout;
@@ -283,7 +288,7 @@ async fn accept_loop(
             .into_owned();
         let connection = Served::new(
             connection,
-            stop.clone(),
+            &served,
             activity,
             shared.config.header_read_timeout,
         );
@@ -300,7 +305,7 @@ async fn accept_loop(
         .map(|d| d.saturating_duration_since(tokio::time::Instant::now()))
         .unwrap_or(drain_timeout)
         .max(Duration::from_millis(100));
-    stop.stop();
+    served.stop();
     let closed = async { while connections.join_next().await.is_some() {} };
     if tokio::time::timeout(left, closed).await.is_err() {
         tracing::warn!(
