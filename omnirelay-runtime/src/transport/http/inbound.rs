@@ -142,6 +142,13 @@ impl HttpInbound {
     /// or never finishes it, and idle keep-alive connections; a call in progress, however long
     /// (a slow body within its TTL, a long event stream), keeps its connection open. An HTTP/2
     /// connection is watched only until its first request.
+    ///
+    /// The timeout is kept by a thread of the inbound's own, which looks at the connections an
+    /// eighth of the timeout apart (at most 1 s): a connection is closed between the timeout
+    /// and one such tick after it became idle (30-31 s by default). The thread runs on the real
+    /// clock, so a paused tokio clock (`tokio::time::pause`) does not bring the close forward.
+    /// No tokio timer is involved, so the runtime's worker threads wait for work without one
+    /// (see the `connection` module for why that matters).
     pub fn header_read_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
         self.config_mut().header_read_timeout = timeout.into();
         self
