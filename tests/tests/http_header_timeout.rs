@@ -162,7 +162,18 @@ async fn a_call_longer_than_the_timeout_keeps_its_connection() {
 
 #[tokio::test]
 async fn without_a_timeout_a_slow_head_is_waited_for() {
-    let h = start(None).await;
+    slow_head_waited_for(None).await;
+}
+
+/// A zero timeout turns the watchdog off, as `None` does (it does not close every connection
+/// at once).
+#[tokio::test]
+async fn a_zero_timeout_turns_the_watchdog_off() {
+    slow_head_waited_for(Some(Duration::ZERO)).await;
+}
+
+async fn slow_head_waited_for(timeout: Option<Duration>) {
+    let h = start(timeout).await;
     let mut stream = tokio::net::TcpStream::connect(h.addr).await.unwrap();
     stream
         .write_all(b"POST / HTTP/1.1\r\nhost: test\r\nrpc-caller: raw\r\n")

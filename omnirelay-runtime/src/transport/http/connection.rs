@@ -175,6 +175,10 @@ pub(crate) struct Sweeper {
 }
 
 impl Sweeper {
+    /// The thread's name: `omnirelay-watch`, within the 15 bytes Linux keeps of a thread's
+    /// name (what `ps -L`, `top -H` and `/proc/<pid>/task/*/comm` show).
+    pub(crate) const THREAD_NAME: &'static str = "omnirelay-watch";
+
     /// How often the connections are looked at for `timeout`: an eighth of it, between 1 ms and
     /// 1 s. A connection is closed at most one tick late.
     pub(crate) fn tick(timeout: Duration) -> Duration {
@@ -189,7 +193,7 @@ impl Sweeper {
         let tick = Sweeper::tick(timeout);
         let (for_thread, set_for_thread) = (ended.clone(), set.clone());
         let spawned = std::thread::Builder::new()
-            .name("omnirelay-http-watchdog".into())
+            .name(Sweeper::THREAD_NAME.into())
             .spawn(move || {
                 while !for_thread.load(Ordering::Acquire) {
                     std::thread::park_timeout(tick);
@@ -226,6 +230,9 @@ impl Sweeper {
     }
 }
 
+/// Ends the thread without waiting for it: it is unparked and returns at once (tens of
+/// microseconds), and the handle is dropped on one of the runtime's worker threads, which a
+/// join would block.
 impl Drop for Sweeper {
     fn drop(&mut self) {
         self.ended.store(true, Ordering::Release);
@@ -502,6 +509,13 @@ where
         {
             return Poll::Ready(Ok(()));
         }
+        // The connection is polled before the watchdog looks: a head that arrived while the
+        // sweeper marked the connection (already in the socket's buffer) is read and its call
+        // begun, which keeps the connection, instead of being dropped unread.
+        let polled = this.connection.poll(cx);
+        if polled.is_ready() {
+            return polled;
+        }
         if let Some(timeout) = *this.watchdog {
             if this.activity.http2.load(Ordering::Relaxed) {
                 *this.watchdog = None;
@@ -519,7 +533,7 @@ where
                 }
             }
         }
-        this.connection.poll(cx)
+        Poll::Pending
     }
 }
 
@@ -739,6 +753,8 @@ mod tests {
             Duration::from_secs(1)
         );
         assert_eq!(Sweeper::tick(Duration::ZERO), Duration::from_millis(1));
+        // Linux keeps 15 bytes of a thread's name; a longer one shows cut.
+        assert!(Sweeper::THREAD_NAME.len() <= 15);
         let activity = Activity::new();
         let mut registration = set.register(Some(activity.clone()));
         let (count, waker) = counting();
@@ -766,6 +782,56 @@ mod tests {
             "swept after its handle was dropped"
         );
         assert!(!activity.due.load(Ordering::SeqCst));
+    }
+
+    /// A request head that is already in the socket's buffer when the sweeper marks the
+    /// connection is read and answered, not dropped unread: `Served` polls the connection
+    /// before it looks at the mark.
+    #[tokio::test]
+    async fn a_head_waiting_when_the_sweeper_marks_the_connection_is_answered() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let (mut client, server) = tokio::io::duplex(4096);
+        let set = Connections::new();
+        let activity = Activity::new();
+        let for_calls = activity.clone();
+        let service = hyper::service::service_fn(move |request: http::Request<_>| {
+            let mark = for_calls.begin(request.version());
+            async move {
+                drop(mark);
+                let empty = http_body_util::Empty::<bytes::Bytes>::new();
+                Ok::<_, std::convert::Infallible>(http::Response::new(empty))
+            }
+        });
+        let connection = hyper::server::conn::http1::Builder::new()
+            .serve_connection(hyper_util::rt::TokioIo::new(server), service);
+        let timeout = Duration::from_millis(50);
+        let served = Served::new(connection, &set, activity.clone(), Some(timeout));
+        std::thread::sleep(timeout + Duration::from_millis(20));
+        // Not polled yet, so there is no task to wake; the mark is what the first poll sees.
+        set.sweep(timeout, Instant::now());
+        assert!(activity.due.load(Ordering::SeqCst), "idle, so marked");
+        client
+            .write_all(b"GET / HTTP/1.1\r\nhost: test\r\n\r\n")
+            .await
+            .unwrap();
+        let task = tokio::spawn(served);
+        let mut answer = [0u8; 256];
+        let read = tokio::time::timeout(Duration::from_secs(5), client.read(&mut answer))
+            .await
+            .expect("answered or closed")
+            .unwrap();
+        assert!(
+            answer[..read].starts_with(b"HTTP/1.1 200"),
+            "closed unanswered: {:?}",
+            String::from_utf8_lossy(&answer[..read])
+        );
+        assert!(
+            !activity.due.load(Ordering::SeqCst),
+            "the mark was looked at"
+        );
+        drop(client);
+        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
     }
 
     #[test]

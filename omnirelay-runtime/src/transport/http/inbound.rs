@@ -149,8 +149,12 @@ impl HttpInbound {
     /// clock, so a paused tokio clock (`tokio::time::pause`) does not bring the close forward.
     /// No tokio timer is involved, so the runtime's worker threads wait for work without one
     /// (see the `connection` module for why that matters).
+    ///
+    /// A zero timeout turns the watchdog off, as `None` does (Go's `net/http`, which yarpc-go
+    /// serves with, reads a zero `ReadHeaderTimeout` the same way): taken literally it would
+    /// close every connection before its first request could arrive.
     pub fn header_read_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
-        self.config_mut().header_read_timeout = timeout.into();
+        self.config_mut().header_read_timeout = timeout.into().filter(|t| !t.is_zero());
         self
     }
 
