@@ -96,14 +96,7 @@ impl Connections {
     pub(crate) fn stop(&self) {
         self.stopping.store(true, Ordering::SeqCst);
         // Taken after the flag is set: a connection that registers after this sees the flag.
-        let wakers: Vec<Waker> = self
-            .lock()
-            .values()
-            .filter_map(|entry| entry.waker.clone())
-            .collect();
-        for waker in wakers {
-            waker.wake();
-        }
+        self.wake_where(|_| true);
     }
 
     fn is_stopping(&self) -> bool {
@@ -114,22 +107,30 @@ impl Connections {
     /// idle for `timeout` and wakes its task, which checks again itself (a call may have begun
     /// since). Returns how many it woke.
     fn sweep(&self, timeout: Duration, now: Instant) -> usize {
-        let mut due = Vec::new();
-        for entry in self.lock().values() {
+        self.wake_where(|entry| {
             let Some(activity) = &entry.watched else {
-                continue;
+                return false;
             };
             if activity.http2.load(Ordering::Relaxed) || !activity.idle_for(timeout, now) {
-                continue;
+                return false;
             }
             activity.due.store(true, Ordering::Release);
-            if let Some(waker) = &entry.waker {
-                due.push(waker.clone());
-            }
-        }
-        // Woken outside the lock: a woken task may register a new waker at once.
-        let woken = due.len();
-        for waker in due {
+            true
+        })
+    }
+
+    /// Wakes the tasks of the entries `pick` chooses (those polled at least once, so with a
+    /// waker), outside the lock: a woken task may register a new waker at once. Returns how
+    /// many it woke.
+    fn wake_where(&self, mut pick: impl FnMut(&Entry) -> bool) -> usize {
+        let wakers: Vec<Waker> = self
+            .lock()
+            .values()
+            .filter(|entry| pick(entry))
+            .filter_map(|entry| entry.waker.clone())
+            .collect();
+        let woken = wakers.len();
+        for waker in wakers {
             waker.wake();
         }
         woken
